@@ -1,0 +1,27 @@
+//! The SciStream-RS data path (S2DS).
+//!
+//! [`engine`] defines the seam the control plane drives: an [`Engine`] turns a session's bound
+//! listeners, targets and WAN protection into a running [`Proxy`]. The engines here run over
+//! kernel sockets on pinned per-core event loops ([`cores`]):
+//! - `copy`: buffered forwarding through one bounded [`ring::Ring`] per direction ([`forward`]),
+//!   the only kernel engine that can carry TLS 1.3 on the WAN leg ([`wan_tls`]);
+//! - `splice`: zero-copy through a pipe ([`splice`]), plaintext only.
+//!
+//! The forwarding state ([`ring`]) is sans-io; sockets are the drivers around it.
+
+pub mod allow;
+pub mod cores;
+pub mod engine;
+pub mod forward;
+pub mod kernel;
+pub mod ring;
+pub mod splice;
+pub mod stats;
+pub mod wan_tls;
+
+pub use allow::AllowList;
+pub use cores::CorePool;
+pub use engine::{Engine, EngineError, EngineKind, Proxy, ProxySpec, WanSecurity, WanSide};
+pub use kernel::{KernelEngine, KernelOptions};
+pub use stats::StreamStats;
+pub use wan_tls::WanTls;
