@@ -1,1 +1,5 @@
-fn main() {}
+//! The `appctrl` binary; see `control::cli::appctrl`.
+
+fn main() -> anyhow::Result<()> {
+    control::cli::appctrl::main()
+}

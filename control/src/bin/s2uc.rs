@@ -1,1 +1,5 @@
-fn main() {}
+//! The `s2uc` binary; see `control::cli::s2uc`.
+
+fn main() -> anyhow::Result<()> {
+    control::cli::s2uc::main()
+}

@@ -1,0 +1,251 @@
+//! `s2cs`: the control server daemon, plus `token` and `cert` helpers for operators.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::static_tokens::StaticTokens;
+use crate::config::Config;
+use crate::server::{self, Secrets};
+
+/// SciStream control server (S2CS): authenticates requests, allocates listener ports and runs
+/// the data path (S2DS) of each session on this gateway node.
+#[derive(Debug, Parser)]
+#[command(name = "s2cs", version = crate::VERSION, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the static token file.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Write a self-signed certificate and key for the control channel.
+    Cert {
+        /// Names the certificate is valid for: the address(es) clients use to reach s2cs.
+        #[arg(long = "ip", alias = "name", value_delimiter = ',', required = true)]
+        names: Vec<String>,
+        #[arg(long = "server_crt", alias = "server-crt", default_value = "server.crt")]
+        server_crt: PathBuf,
+        #[arg(long = "server_key", alias = "server-key", default_value = "server.key")]
+        server_key: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for an identity: its hash is appended to the token file, the token itself
+    /// is written to a 0600 file for the user (it is never printed).
+    New {
+        #[arg(long)]
+        identity: String,
+        /// The gateway's token file (created if missing).
+        #[arg(long = "token_file", alias = "token-file")]
+        token_file: PathBuf,
+        /// Where to write the new token (0600).
+        #[arg(long = "token_out", alias = "token-out")]
+        token_out: PathBuf,
+    },
+}
+
+/// Options of the daemon. Each overrides the same key of `--config`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file; keys are the long option names (see docs/configuration.md).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address the data listeners bind to (default 0.0.0.0).
+    #[arg(long = "listener_ip", alias = "listener-ip")]
+    pub listener_ip: Option<IpAddr>,
+    /// Address given to clients for the listeners, when it differs (NAT, public IP).
+    #[arg(long = "advertise_ip", alias = "advertise-ip")]
+    pub advertise_ip: Option<String>,
+    /// Address the gRPC port binds to (default ::, all).
+    #[arg(long = "control_ip", alias = "control-ip")]
+    pub control_ip: Option<IpAddr>,
+    /// gRPC port (default 5000).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Listener port pool, START-END inclusive (default 5100-5200).
+    #[arg(long = "port_range", alias = "port-range")]
+    pub port_range: Option<String>,
+    /// TLS on the control channel (default true); --ssl=false for plaintext.
+    #[arg(long, value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub ssl: Option<bool>,
+    /// Same as --ssl=false.
+    #[arg(long)]
+    pub nossl: bool,
+    /// PEM certificate of the control channel (default server.crt).
+    #[arg(long = "server_crt", alias = "server-crt")]
+    pub server_crt: Option<PathBuf>,
+    /// PEM key of the control channel (default server.key).
+    #[arg(long = "server_key", alias = "server-key")]
+    pub server_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mTLS).
+    #[arg(long = "client_ca", alias = "client-ca")]
+    pub client_ca: Option<PathBuf>,
+    /// Data path: auto, copy or splice (default auto).
+    #[arg(long)]
+    pub engine: Option<String>,
+    /// Upstream's proxy type (Haproxy, StunnelSubprocess, ...). Accepted and ignored: the data
+    /// path is built in; use --engine.
+    #[arg(long = "type", short = 't')]
+    pub proxy_type: Option<String>,
+    /// Cores for the data-path event loops, e.g. 2,3 (default: all online cores).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Option<Vec<usize>>,
+    /// copy engine: bytes buffered per direction per connection (default 4M).
+    #[arg(long = "buffer_size", alias = "buffer-size")]
+    pub buffer_size: Option<String>,
+    /// splice engine: pipe size per direction (default 1M).
+    #[arg(long = "pipe_size", alias = "pipe-size")]
+    pub pipe_size: Option<String>,
+    /// Run the WAN leg unencrypted (required by --engine splice). Both gateways must agree.
+    #[arg(long = "wan_plaintext", alias = "wan-plaintext")]
+    pub wan_plaintext: bool,
+    /// Default source allow-list of the listeners: addresses or CIDRs (default: any).
+    #[arg(long = "allow_sources", alias = "allow-sources", value_delimiter = ',')]
+    pub allow_sources: Option<Vec<String>>,
+    /// Seconds a req waits for its hello (default 180).
+    #[arg(long = "hello_timeout", alias = "hello-timeout")]
+    pub hello_timeout: Option<u64>,
+    /// Seconds a hello that arrives before its req waits for it (default 5).
+    #[arg(long = "hello_grace", alias = "hello-grace")]
+    pub hello_grace: Option<u64>,
+    /// Largest num_conn accepted (default 128).
+    #[arg(long = "max_num_conn", alias = "max-num-conn")]
+    pub max_num_conn: Option<usize>,
+    /// Disable authentication (development only; logged loudly).
+    #[arg(long = "no_auth", alias = "no-auth")]
+    pub no_auth: bool,
+    /// Static token file: lines of '<identity> sha256:<hex>'.
+    #[arg(long = "token_file", alias = "token-file")]
+    pub token_file: Option<PathBuf>,
+    /// OAuth2 client id of this gateway (Globus Auth introspection).
+    #[arg(long = "client_id", alias = "client-id")]
+    pub client_id: Option<String>,
+    /// The client secret. Visible in `ps`: prefer --client_secret_file or S2CS_CLIENT_SECRET.
+    #[arg(long = "client_secret", alias = "client-secret", env = "S2CS_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// File holding the client secret.
+    #[arg(long = "client_secret_file", alias = "client-secret-file")]
+    pub client_secret_file: Option<PathBuf>,
+    /// RFC 7662 introspection endpoint (default: Globus Auth).
+    #[arg(long = "introspection_url", alias = "introspection-url")]
+    pub introspection_url: Option<String>,
+    /// Scope a token must carry (default https://auth.globus.org/scopes/<client_id>/scistream).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Identities allowed to use this gateway (default: any verified identity).
+    #[arg(long = "allowed_identities", alias = "allowed-identities", value_delimiter = ',')]
+    pub allowed_identities: Option<Vec<String>>,
+    /// Directory for the daemon's pid file (one daemon per directory and port).
+    #[arg(long = "state_dir", alias = "state-dir")]
+    pub state_dir: Option<PathBuf>,
+    /// Debug logging.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+impl ServeArgs {
+    /// Defaults, then `--config`, then the options given here.
+    pub fn into_config(self) -> anyhow::Result<(Config, Secrets)> {
+        let mut c = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
+        }
+        macro_rules! set_opt {
+            ($($field:ident),*) => { $( if self.$field.is_some() { c.$field = self.$field; } )* };
+        }
+        set!(listener_ip, control_ip, port, port_range, ssl, server_crt, server_key, engine,
+            buffer_size, pipe_size, allow_sources, hello_timeout, hello_grace, max_num_conn,
+            allowed_identities);
+        set_opt!(advertise_ip, client_ca, cores, token_file, client_id, client_secret_file,
+            introspection_url, scope, state_dir);
+        if self.nossl {
+            c.ssl = false;
+        }
+        c.wan_plaintext |= self.wan_plaintext;
+        c.no_auth |= self.no_auth;
+        if let Some(t) = &self.proxy_type {
+            tracing::warn!(
+                "--type {t} is ignored: SciStream-RS has a built-in data path (see --engine)"
+            );
+        }
+        if self.client_secret.is_some() && std::env::var_os("S2CS_CLIENT_SECRET").is_none() {
+            tracing::warn!(
+                "--client_secret on the command line is visible to other users (ps); use \
+                 --client_secret_file or S2CS_CLIENT_SECRET"
+            );
+        }
+        Ok((c, Secrets { client_secret: self.client_secret }))
+    }
+}
+
+/// Entry point of the `s2cs` binary.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_for(&cli);
+    match cli.command {
+        Some(Command::Token(TokenCommand::New {
+            identity,
+            token_file,
+            token_out,
+        })) => {
+            anyhow::ensure!(
+                !identity.is_empty() && !identity.contains(char::is_whitespace),
+                "--identity must be a non-empty word"
+            );
+            let token = crate::secret::new_token();
+            crate::secret::write_private(&token_out, &format!("{token}\n"))?;
+            let mut lines = std::fs::read_to_string(&token_file).unwrap_or_default();
+            if !lines.is_empty() && !lines.ends_with('\n') {
+                lines.push('\n');
+            }
+            lines.push_str(&StaticTokens::entry(&identity, &token));
+            lines.push('\n');
+            std::fs::write(&token_file, lines)?;
+            eprintln!(
+                "token for '{identity}' written to {} (0600); its hash was added to {}",
+                token_out.display(),
+                token_file.display()
+            );
+            Ok(())
+        }
+        Some(Command::Cert {
+            names,
+            server_crt,
+            server_key,
+        }) => {
+            server::write_self_signed(&names, &server_crt, &server_key)?;
+            eprintln!(
+                "wrote {} and {} (0600) for {}",
+                server_crt.display(),
+                server_key.display(),
+                names.join(", ")
+            );
+            Ok(())
+        }
+        None => {
+            let (config, secrets) = cli.serve.into_config()?;
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(server::run(config, secrets))
+        }
+    }
+}
+
+fn init_for(cli: &Cli) {
+    super::init_logging(cli.serve.verbose);
+}

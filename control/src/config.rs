@@ -1,0 +1,187 @@
+//! `s2cs` configuration: one TOML file (`--config`) whose keys are the long option names, with
+//! every default documented here; command-line options override the file.
+//!
+//! ```toml
+//! listener_ip = "172.16.1.1"     # bind address of the data listeners (default 0.0.0.0)
+//! advertise_ip = "203.0.113.7"   # address handed to clients, if NAT (default: listener_ip)
+//! control_ip = "::"              # bind address of the gRPC port (default ::, all)
+//! port = 5000                    # gRPC port
+//! port_range = "5100-5200"       # listener port pool, inclusive
+//! ssl = true                     # TLS on the control channel
+//! server_crt = "server.crt"
+//! server_key = "server.key"
+//! # client_ca = "clients-ca.pem" # require client certificates (mTLS)
+//! engine = "auto"                # auto | copy | splice
+//! # cores = [0, 1]               # data-path cores (default: all online)
+//! buffer_size = "4M"             # copy engine, bytes buffered per direction per connection
+//! pipe_size = "1M"               # splice engine, pipe capacity per direction
+//! wan_plaintext = false          # true: WAN leg unencrypted (required by splice)
+//! allow_sources = []             # default source allow-list of listeners (empty: any)
+//! hello_timeout = 180            # seconds a req waits for its hello
+//! hello_grace = 5                # seconds a hello waits for its req
+//! max_num_conn = 128
+//! max_sessions = 1024
+//! no_auth = false                # development only
+//! # token_file = "/etc/scistream/tokens"
+//! # client_id = "…"              # OAuth2 introspection (Globus) …
+//! # client_secret_file = "/etc/scistream/client_secret"
+//! # introspection_url = "https://auth.globus.org/v2/oauth2/token/introspect"
+//! # scope = "https://auth.globus.org/scopes/<client_id>/scistream"
+//! allowed_identities = []        # empty: any verified identity
+//! # state_dir = "/var/lib/scistream"
+//! ```
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The daemon's settings after defaults, file and command line are merged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listener_ip: IpAddr,
+    pub advertise_ip: Option<String>,
+    pub control_ip: IpAddr,
+    pub port: u16,
+    pub port_range: String,
+    pub ssl: bool,
+    pub server_crt: PathBuf,
+    pub server_key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub engine: String,
+    pub cores: Option<Vec<usize>>,
+    pub buffer_size: String,
+    pub pipe_size: String,
+    pub wan_plaintext: bool,
+    pub allow_sources: Vec<String>,
+    pub hello_timeout: u64,
+    pub hello_grace: u64,
+    pub max_num_conn: usize,
+    pub max_sessions: usize,
+    pub no_auth: bool,
+    pub token_file: Option<PathBuf>,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub introspection_url: Option<String>,
+    pub scope: Option<String>,
+    pub allowed_identities: Vec<String>,
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listener_ip: IpAddr::from([0, 0, 0, 0]),
+            advertise_ip: None,
+            control_ip: "::".parse().expect("valid literal"),
+            port: 5000,
+            port_range: "5100-5200".into(),
+            ssl: true,
+            server_crt: "server.crt".into(),
+            server_key: "server.key".into(),
+            client_ca: None,
+            engine: "auto".into(),
+            cores: None,
+            buffer_size: "4M".into(),
+            pipe_size: "1M".into(),
+            wan_plaintext: false,
+            allow_sources: Vec::new(),
+            hello_timeout: 180,
+            hello_grace: 5,
+            max_num_conn: 128,
+            max_sessions: 1024,
+            no_auth: false,
+            token_file: None,
+            client_id: None,
+            client_secret_file: None,
+            introspection_url: None,
+            scope: None,
+            allowed_identities: Vec::new(),
+            state_dir: None,
+        }
+    }
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path} failed: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+}
+
+/// Parses `4096`, `64K`, `4M`, `1G` (binary multiples).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1usize << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("'{s}': unknown size suffix (use K, M or G)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: usize = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size like 4096, 64K, 4M"))?;
+    n.checked_mul(mult)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("'{s}' is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64K").unwrap(), 65536);
+        assert_eq!(parse_size("4m").unwrap(), 4 << 20);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn documented_example_parses_and_unknown_keys_fail() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start().to_owned() + "\n")
+            .collect();
+        let cfg: Config = toml::from_str(&example).unwrap();
+        assert_eq!(cfg.port_range, "5100-5200");
+        assert_eq!(cfg.listener_ip, "172.16.1.1".parse::<IpAddr>().unwrap());
+        assert!(toml::from_str::<Config>("portt = 1").is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! The `s2cs` daemon: turns a [`Config`] into a running gateway (engine, auth, TLS, gRPC), and
+//! releases every session on shutdown.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use dataplane::{AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions};
+use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
+
+use crate::auth::introspect::{Introspection, IntrospectionConfig};
+use crate::auth::static_tokens::StaticTokens;
+use crate::auth::Authenticator;
+use crate::config::{Config, parse_size};
+use crate::ports::{PortPool, PortRange};
+use crate::service::{ControlService, Gateway, GatewaySettings};
+use crate::session::Registry;
+
+/// Everything `s2cs` needs besides the config: secrets that never sit in the config file.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    /// The OAuth2 client secret, if given on the command line or in the environment.
+    pub client_secret: Option<String>,
+}
+
+/// Picks the engine for `--engine` and says why.
+pub fn choose_engine(requested: &str) -> anyhow::Result<(EngineKind, String)> {
+    match requested.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok((
+            EngineKind::Copy,
+            "auto: no DPDK NIC profile or sockmap engine is configured in this build; using copy"
+                .into(),
+        )),
+        other => {
+            let kind: EngineKind = other.parse()?;
+            Ok((kind, format!("{kind} requested with --engine")))
+        }
+    }
+}
+
+/// Builds the gateway from the config (no sockets opened except the data-path loops).
+pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gateway>> {
+    let (kind, why) = choose_engine(&cfg.engine)?;
+    tracing::info!(engine = kind.name(), "{why}");
+    if !kind.encrypts_wan() && !cfg.wan_plaintext {
+        bail!(
+            "the {kind} engine cannot encrypt the WAN leg; add --wan_plaintext to accept an \
+             unencrypted WAN explicitly, or use --engine copy (TLS 1.3)"
+        );
+    }
+    if cfg.wan_plaintext {
+        tracing::warn!(
+            "WAN LEG IS PLAINTEXT (--wan_plaintext): stream bytes cross the WAN unencrypted and \
+             unauthenticated"
+        );
+    }
+    let range: PortRange = cfg.port_range.parse().map_err(anyhow::Error::msg)?;
+    let options = KernelOptions {
+        buffer_size: parse_size(&cfg.buffer_size).map_err(anyhow::Error::msg)?,
+        pipe_size: parse_size(&cfg.pipe_size).map_err(anyhow::Error::msg)?,
+        ..KernelOptions::default()
+    };
+    let cores = cfg.cores.clone().unwrap_or_else(dataplane::cores::online_cores);
+    let pool = Arc::new(CorePool::start(&cores)?);
+    tracing::info!(?cores, buffer_size = options.buffer_size, "data-path event loops started");
+    let engine: Arc<dyn Engine> = Arc::new(KernelEngine::new(kind, pool, options));
+    let auth = build_auth(cfg, secrets)?;
+    if auth.is_disabled() {
+        tracing::warn!(
+            "AUTHENTICATION IS DISABLED (--no_auth): anyone who reaches port {} controls this \
+             gateway; use only for development",
+            cfg.port
+        );
+    } else {
+        tracing::info!(auth = %auth.describe(), "authentication");
+    }
+    let advertise_host = match &cfg.advertise_ip {
+        Some(a) => a.clone(),
+        None => {
+            if cfg.listener_ip.is_unspecified() {
+                tracing::warn!(
+                    "listener_ip is {} and no advertise_ip is set: clients will be told to \
+                     connect to {0}; set --advertise_ip to this gateway's reachable address",
+                    cfg.listener_ip
+                );
+            }
+            cfg.listener_ip.to_string()
+        }
+    };
+    let default_allow = AllowList::parse(&cfg.allow_sources)?;
+    if cfg.max_num_conn == 0 || cfg.max_num_conn > 65535 {
+        bail!("max_num_conn must be between 1 and 65535");
+    }
+    Ok(Arc::new(Gateway {
+        settings: GatewaySettings {
+            listener_ip: cfg.listener_ip,
+            advertise_host,
+            hello_timeout: Duration::from_secs(cfg.hello_timeout),
+            hello_grace: Duration::from_secs(cfg.hello_grace),
+            max_num_conn: cfg.max_num_conn,
+            max_sessions: cfg.max_sessions,
+            wan_plaintext: cfg.wan_plaintext,
+            default_allow,
+        },
+        auth,
+        registry: Registry::default(),
+        pool: PortPool::new(range),
+        engine,
+    }))
+}
+
+fn build_auth(cfg: &Config, secrets: Secrets) -> anyhow::Result<Authenticator> {
+    let allowed: Option<HashSet<String>> =
+        (!cfg.allowed_identities.is_empty()).then(|| cfg.allowed_identities.iter().cloned().collect());
+    let introspection = cfg.client_id.is_some();
+    match (cfg.no_auth, &cfg.token_file, introspection) {
+        (true, None, false) => Ok(Authenticator::disabled()),
+        (false, Some(path), false) => Ok(Authenticator::new(
+            Arc::new(StaticTokens::load(path)?),
+            allowed,
+        )),
+        (false, None, true) => {
+            let client_id = cfg.client_id.clone().unwrap_or_default();
+            let secret = match (&cfg.client_secret_file, secrets.client_secret) {
+                (Some(p), _) => std::fs::read_to_string(p)
+                    .with_context(|| format!("reading client_secret_file {}", p.display()))?
+                    .trim()
+                    .to_owned(),
+                (None, Some(s)) => s,
+                (None, None) => bail!(
+                    "--client_id needs the client secret: --client_secret_file FILE or the \
+                     S2CS_CLIENT_SECRET environment variable"
+                ),
+            };
+            let mut ic = IntrospectionConfig::globus(&client_id, secret);
+            if let Some(url) = &cfg.introspection_url {
+                ic.url = url.clone();
+            }
+            if let Some(scope) = &cfg.scope {
+                ic.required_scope = scope.clone();
+            }
+            Ok(Authenticator::new(Arc::new(Introspection::new(ic)?), allowed))
+        }
+        (false, None, false) => bail!(
+            "no authentication configured: pass --token_file FILE (create tokens with 's2cs token \
+             new'), or --client_id with a client secret for OAuth2/Globus introspection, or \
+             --no_auth for development"
+        ),
+        _ => bail!(
+            "choose exactly one of --no_auth, --token_file, --client_id (introspection)"
+        ),
+    }
+}
+
+/// Runs the daemon until SIGINT/SIGTERM, then releases every session.
+pub async fn run(cfg: Config, secrets: Secrets) -> anyhow::Result<()> {
+    let gateway = build_gateway(&cfg, secrets)?;
+    let _lock = match &cfg.state_dir {
+        Some(dir) => Some(StateLock::acquire(dir, cfg.port)?),
+        None => None,
+    };
+    let mut builder = Server::builder();
+    if cfg.ssl {
+        let cert = read(&cfg.server_crt, "server_crt")?;
+        let key = read(&cfg.server_key, "server_key")?;
+        let mut tls = ServerTlsConfig::new().identity(TlsIdentity::from_pem(cert, key));
+        if let Some(ca) = &cfg.client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client_ca")?));
+            tracing::info!("control channel requires client certificates (mTLS)");
+        }
+        builder = builder.tls_config(tls)?;
+    } else {
+        tracing::warn!(
+            "CONTROL CHANNEL IS PLAINTEXT (--ssl=false): tokens and uids cross the network \
+             unencrypted"
+        );
+    }
+    let addr = SocketAddr::new(cfg.control_ip, cfg.port);
+    let listener = bind_control(addr)?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, tls = cfg.ssl, version = crate::VERSION, "s2cs listening");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let service = ControlService::new(gateway.clone()).into_server();
+    builder
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .await?;
+    tracing::info!(sessions = gateway.registry.len(), "shutting down; releasing sessions");
+    gateway.release_all().await;
+    Ok(())
+}
+
+fn bind_control(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let std = match std::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        // Hosts without IPv6: fall back from [::] to 0.0.0.0.
+        Err(_) if addr.ip() == IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED) => {
+            std::net::TcpListener::bind(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), addr.port()))
+                .with_context(|| format!("binding the control port {} failed", addr.port()))?
+        }
+        Err(e) => return Err(e).with_context(|| format!("binding the control port {addr} failed")),
+    };
+    std.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(std)?)
+}
+
+fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
+        format!(
+            "reading --{what} {} failed; create a pair with 's2cs cert --ip <control address>', or \
+             run with --ssl=false for a plaintext control channel (not recommended)",
+            path.display()
+        )
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// One daemon per state directory and port: a pid file, removed on exit.
+struct StateLock {
+    path: PathBuf,
+}
+
+impl StateLock {
+    fn acquire(dir: &Path, port: u16) -> anyhow::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating state_dir {}", dir.display()))?;
+        let path = dir.join(format!("s2cs-{port}.pid"));
+        if let Ok(old) = std::fs::read_to_string(&path) {
+            if let Ok(pid) = old.trim().parse::<i32>() {
+                if Path::new(&format!("/proc/{pid}")).exists() {
+                    bail!(
+                        "another s2cs (pid {pid}) runs with state_dir {} and port {port}; stop it \
+                         first",
+                        dir.display()
+                    );
+                }
+            }
+        }
+        crate::secret::write_private(&path, &format!("{}\n", std::process::id()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes a self-signed certificate and key for the control channel, valid for `names` (IP
+/// addresses or DNS names). The key file is 0600.
+pub fn write_self_signed(names: &[String], crt: &Path, key: &Path) -> anyhow::Result<()> {
+    let ck = rcgen::generate_simple_self_signed(names.to_vec())?;
+    std::fs::write(crt, ck.cert.pem())?;
+    crate::secret::write_private(key, &ck.signing_key.serialize_pem())?;
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! `s2testbed`: build the Fig. 5 namespace testbed and run verifiable
+//! producer/consumer traffic over it.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::builder::RangedU64ValueParser;
+use clap::{Args, Parser, Subcommand};
+use testbed::topology::{DEFAULT_MTU, DEFAULT_PREFIX, Host, Topology};
+use testbed::traffic::{self, TransferReport};
+use testbed::units::parse_size;
+
+/// Network-namespace testbed (the paper's Fig. 5 topology) and traffic tools
+/// for SciStream-RS.
+#[derive(Debug, Parser)]
+#[command(name = "s2testbed", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// Which testbed to act on.
+#[derive(Debug, Args)]
+struct PrefixArg {
+    /// Namespace-name prefix: the namespaces are PREFIX-prod, -gn1, -gn2,
+    /// -cons and -ctl.
+    #[arg(long, env = "S2TB_PREFIX", default_value = DEFAULT_PREFIX)]
+    prefix: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Build the testbed (needs root). Rebuilds it if it already exists.
+    Up {
+        #[command(flatten)]
+        prefix: PrefixArg,
+        /// MTU of the data links (LANs and WAN); the control network uses 1500.
+        #[arg(long, default_value_t = DEFAULT_MTU)]
+        mtu: u32,
+    },
+    /// Remove the testbed's namespaces (needs root). No error if absent.
+    Down {
+        #[command(flatten)]
+        prefix: PrefixArg,
+    },
+    /// Show the testbed's namespaces and addresses; exits nonzero unless all
+    /// namespaces exist.
+    Status {
+        #[command(flatten)]
+        prefix: PrefixArg,
+    },
+    /// Listen, print READY once bound, then on every connection send a
+    /// deterministic pattern (seed SEED+i on listener i) while hashing what
+    /// arrives; print one JSON report per connection to stdout.
+    Producer {
+        /// Addresses to listen on, comma-separated (listener i is stream i;
+        /// port 0 picks a free port, printed on stderr).
+        #[arg(long, value_delimiter = ',', required = true)]
+        listen: Vec<SocketAddr>,
+        /// Bytes to send per connection; binary suffixes K, M, G, T (1G = 2^30).
+        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        bytes: u64,
+        /// Seed base: stream i sends seed SEED+i and expects SEED+1000+i.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Connections to accept on each listener.
+        #[arg(long, default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+        conns: usize,
+    },
+    /// Connect to every address (stream i = i-th address), send a
+    /// deterministic pattern (seed SEED+1000+i) while hashing what arrives;
+    /// print one JSON report per stream to stdout and a goodput summary to
+    /// stderr.
+    Consumer {
+        /// Addresses to connect to, comma-separated; refused connections are
+        /// retried for 10 s.
+        #[arg(long, value_delimiter = ',', required = true)]
+        connect: Vec<SocketAddr>,
+        /// Bytes to send per stream; binary suffixes K, M, G, T (1G = 2^30).
+        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        bytes: u64,
+        /// Seed base: stream i sends seed SEED+1000+i and expects SEED+i.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("s2testbed: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Up { prefix, mtu } => {
+            let topo = Topology {
+                prefix: prefix.prefix,
+                mtu,
+            };
+            topo.up()?;
+            eprintln!("s2testbed: testbed {:?} is up", topo.prefix);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Down { prefix } => {
+            Topology::with_prefix(prefix.prefix).down()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { prefix } => status(&Topology::with_prefix(prefix.prefix)),
+        Cmd::Producer {
+            listen,
+            bytes,
+            seed,
+            conns,
+        } => {
+            let listeners = traffic::bind_producer(&listen)?;
+            for l in &listeners {
+                eprintln!("s2testbed producer: listening on {}", l.local_addr()?);
+            }
+            {
+                let mut out = io::stdout().lock();
+                writeln!(out, "READY")?;
+                out.flush()?;
+            }
+            let reports = traffic::serve_producer(listeners, bytes, seed, conns)?;
+            print_reports(&reports)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Consumer {
+            connect,
+            bytes,
+            seed,
+        } => {
+            let reports = traffic::run_consumer(&connect, bytes, seed)?;
+            print_reports(&reports)?;
+            eprintln!("{}", summary(&reports));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn status(topo: &Topology) -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    let mut all_present = true;
+    for host in Host::ALL {
+        let ns = topo.ns(host);
+        if !topo.host_exists(host) {
+            writeln!(out, "{ns}: absent")?;
+            all_present = false;
+            continue;
+        }
+        writeln!(out, "{ns}:")?;
+        for iface in topo
+            .interfaces(host)
+            .with_context(|| format!("listing interfaces of {ns}"))?
+        {
+            writeln!(
+                out,
+                "  {:<6} {:<8} {}",
+                iface.name,
+                iface.state,
+                iface.addrs.join(" ")
+            )?;
+        }
+    }
+    if !all_present {
+        writeln!(
+            out,
+            "testbed {:?} is absent or incomplete; build it with: s2testbed up --prefix {}",
+            topo.prefix, topo.prefix
+        )?;
+    }
+    Ok(if all_present {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_reports(reports: &[TransferReport]) -> Result<()> {
+    let mut out = io::stdout().lock();
+    for r in reports {
+        serde_json::to_writer(&mut out, r)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// One-line aggregate goodput of a consumer run.
+fn summary(reports: &[TransferReport]) -> String {
+    let sent: u64 = reports.iter().map(|r| r.sent_bytes).sum();
+    let received: u64 = reports.iter().map(|r| r.received_bytes).sum();
+    let secs = reports
+        .iter()
+        .map(|r| r.elapsed_secs)
+        .fold(0.0_f64, f64::max);
+    let gbps = |bytes: u64| {
+        if secs > 0.0 {
+            bytes as f64 * 8.0 / secs / 1e9
+        } else {
+            0.0
+        }
+    };
+    format!(
+        "s2testbed consumer: {} streams in {secs:.3} s; sent {sent} B ({:.2} Gbit/s), \
+         received {received} B ({:.2} Gbit/s), aggregate goodput {:.2} Gbit/s",
+        reports.len(),
+        gbps(sent),
+        gbps(received),
+        gbps(sent + received)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_sizes_and_lists() {
+        let cli = Cli::try_parse_from([
+            "s2testbed",
+            "producer",
+            "--listen",
+            "127.0.0.1:5000,127.0.0.1:5001",
+            "--bytes",
+            "8M",
+        ])
+        .unwrap();
+        match cli.command {
+            Cmd::Producer {
+                listen,
+                bytes,
+                seed,
+                conns,
+            } => {
+                assert_eq!(listen.len(), 2);
+                assert_eq!(bytes, 8 << 20);
+                assert_eq!((seed, conns), (1, 1));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["s2testbed", "consumer", "--connect", "x", "--bytes", "1"])
+                .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "s2testbed",
+                "producer",
+                "--listen",
+                "127.0.0.1:1",
+                "--bytes",
+                "1Q"
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "s2testbed",
+                "producer",
+                "--listen",
+                "127.0.0.1:1",
+                "--conns",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn summary_reports_goodput() {
+        let r = TransferReport {
+            stream: 0,
+            sent_bytes: 1_000_000_000,
+            sent_sha256: String::new(),
+            received_bytes: 1_000_000_000,
+            received_sha256: String::new(),
+            first_byte_secs: Some(0.001),
+            elapsed_secs: 1.0,
+        };
+        let s = summary(&[r]);
+        assert!(s.contains("aggregate goodput 16.00 Gbit/s"), "{s}");
+    }
+}
