@@ -100,8 +100,9 @@ pub fn bearer_token(metadata: &MetadataMap) -> Result<&str, ControlError> {
             reason: "the authorization metadata is not printable ASCII".into(),
         })?
         .trim();
-    let token = match raw.get(..7) {
-        Some(p) if p.eq_ignore_ascii_case("bearer ") => raw[7..].trim(),
+    let token = match raw.get(..6) {
+        Some(p) if p.eq_ignore_ascii_case("bearer") && raw[6..].is_empty() => "",
+        Some(p) if p.eq_ignore_ascii_case("bearer") && raw[6..].starts_with(' ') => raw[6..].trim(),
         _ => raw,
     };
     if token.is_empty() {
