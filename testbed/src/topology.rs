@@ -31,6 +31,8 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::ops::Deref;
 use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// Producer application host, on the producer LAN (`prod` `lan0`).
 pub const PROD_APP_IP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
@@ -64,6 +66,9 @@ pub const DEFAULT_MTU: u32 = 9000;
 const MIN_MTU: u32 = 68;
 /// Largest MTU a veth accepts.
 const MAX_MTU: u32 = 65535;
+/// How long [`Topology::up`] waits for every link to be operationally up.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Longest prefix accepted, so namespace names stay short and readable.
 const MAX_PREFIX_LEN: usize = 32;
 
@@ -81,7 +86,9 @@ pub enum TestbedError {
         euid: u32,
     },
     /// The `ip` binary could not be found.
-    #[error("the `ip` binary (iproute2) was not found in PATH; install it, e.g. apt-get install iproute2")]
+    #[error(
+        "the `ip` binary (iproute2) was not found in PATH; install it, e.g. apt-get install iproute2"
+    )]
     IpMissing {
         /// The error from trying to run `ip`.
         source: io::Error,
@@ -118,6 +125,16 @@ pub enum TestbedError {
         /// The MTU given.
         mtu: u32,
     },
+    /// Some links did not become operationally up in time.
+    #[error("testbed {prefix:?}: links still not up after {waited:?}: {links}")]
+    NotReady {
+        /// The testbed prefix.
+        prefix: String,
+        /// How long we waited.
+        waited: Duration,
+        /// The links that were not up, as `namespace/interface=STATE`.
+        links: String,
+    },
     /// Bringing the testbed up failed, and removing the partial testbed
     /// failed too; remove it by hand with `s2testbed down --prefix PREFIX`.
     #[error(
@@ -148,11 +165,7 @@ pub fn require_root() -> Result<(), TestbedError> {
     if euid != 0 {
         return Err(TestbedError::NotRoot { euid });
     }
-    match Command::new("ip")
-        .arg("-V")
-        .stdin(Stdio::null())
-        .output()
-    {
+    match Command::new("ip").arg("-V").stdin(Stdio::null()).output() {
         Ok(_) => Ok(()),
         Err(source) if source.kind() == io::ErrorKind::NotFound => {
             Err(TestbedError::IpMissing { source })
@@ -247,10 +260,7 @@ impl Topology {
     /// `ip netns exec <ns> <program>`, ready for `.args(...)`.
     pub fn command(&self, host: Host, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.arg("netns")
-            .arg("exec")
-            .arg(self.ns(host))
-            .arg(program);
+        cmd.arg("netns").arg("exec").arg(self.ns(host)).arg(program);
         cmd
     }
 
@@ -260,9 +270,7 @@ impl Topology {
         let Ok(present) = list_namespaces() else {
             return false;
         };
-        Host::ALL
-            .iter()
-            .any(|&h| present.contains(&self.ns(h)))
+        Host::ALL.iter().any(|&h| present.contains(&self.ns(h)))
     }
 
     /// True if the namespace of `host` exists.
@@ -273,6 +281,10 @@ impl Topology {
     /// Builds the testbed. Idempotent: an existing (possibly partial)
     /// testbed with the same prefix is torn down first and rebuilt.
     ///
+    /// Returns once every link is operationally up (the kernel activates a
+    /// link's queue asynchronously, and packets sent before that are
+    /// dropped), waiting at most [`READY_TIMEOUT`].
+    ///
     /// On failure, whatever was created is removed again and the error names
     /// the `ip` command that failed together with its stderr.
     pub fn up(&self) -> Result<(), TestbedError> {
@@ -281,7 +293,11 @@ impl Topology {
         if self.exists() {
             self.down()?;
         }
-        let result = self.plan().iter().try_for_each(|step| run_ip(step));
+        let result = self
+            .plan()
+            .iter()
+            .try_for_each(|step| run_ip(step))
+            .and_then(|()| self.wait_ready(READY_TIMEOUT));
         if let Err(setup) = result {
             return match self.down() {
                 Ok(()) => Err(setup),
@@ -357,6 +373,32 @@ impl Topology {
                 })
             })
             .collect())
+    }
+
+    /// Waits until every non-loopback interface of every host is `UP`.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), TestbedError> {
+        let start = Instant::now();
+        loop {
+            let mut not_up = Vec::new();
+            for host in Host::ALL {
+                for iface in self.interfaces(host)? {
+                    if iface.state != "UP" {
+                        not_up.push(format!("{}/{}={}", self.ns(host), iface.name, iface.state));
+                    }
+                }
+            }
+            if not_up.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(TestbedError::NotReady {
+                    prefix: self.prefix.clone(),
+                    waited: timeout,
+                    links: not_up.join(", "),
+                });
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Checks the prefix and MTU.
@@ -466,7 +508,14 @@ impl Topology {
         step(&["-n", &gn1, "route", "add", "172.16.2.0/24", "via", &gn2_wan]);
         step(&["-n", &gn2, "route", "add", "172.16.0.0/24", "via", &gn1_wan]);
         for ns in [&gn1, &gn2] {
-            step(&["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+            step(&[
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ]);
         }
         steps
     }
@@ -637,7 +686,10 @@ mod tests {
             "ip netns exec p-gn1 sysctl -qw net.ipv4.ip_forward=1",
             "ip netns exec p-gn2 sysctl -qw net.ipv4.ip_forward=1",
         ] {
-            assert!(lines.iter().any(|l| l == expected), "missing step: {expected}");
+            assert!(
+                lines.iter().any(|l| l == expected),
+                "missing step: {expected}"
+            );
         }
         for host in Host::ALL {
             let lo = format!("ip -n p-{host} link set dev lo up");
@@ -680,7 +732,10 @@ mod tests {
             mtu: 70000,
             ..Topology::default()
         };
-        assert!(matches!(t.validate(), Err(TestbedError::InvalidMtu { mtu: 70000 })));
+        assert!(matches!(
+            t.validate(),
+            Err(TestbedError::InvalidMtu { mtu: 70000 })
+        ));
     }
 
     #[test]

@@ -216,11 +216,10 @@ pub fn serve_producer(
             .collect();
         let results = handles
             .into_iter()
-            .map(|h| {
+            .flat_map(|h| {
                 h.join()
                     .unwrap_or_else(|_| vec![Err(anyhow!("producer thread panicked"))])
             })
-            .flatten()
             .collect();
         gather(results)
     })
@@ -340,11 +339,14 @@ fn connect_with_retry(addr: SocketAddr) -> Result<TcpStream> {
         };
         if err.kind() != io::ErrorKind::ConnectionRefused || Instant::now() >= deadline {
             let hint = if err.kind() == io::ErrorKind::ConnectionRefused {
-                format!(" (still refused after {CONNECT_RETRY_FOR:?}; is the producer or proxy listening?)")
+                format!(
+                    " (still refused after {CONNECT_RETRY_FOR:?}; is the producer or proxy listening?)"
+                )
             } else {
                 String::new()
             };
-            return Err(anyhow::Error::new(err).context(format!("consumer: connect to {addr} failed{hint}")));
+            return Err(anyhow::Error::new(err)
+                .context(format!("consumer: connect to {addr} failed{hint}")));
         }
         thread::sleep(CONNECT_RETRY_INTERVAL);
     }
@@ -371,7 +373,10 @@ fn gather(results: Vec<Result<TransferReport>>) -> Result<Vec<TransferReport>> {
 
 /// Describes an I/O error, turning timeouts into a stall message.
 fn io_error(e: io::Error, what: &str) -> anyhow::Error {
-    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ) {
         anyhow!("{what}: no progress for {IDLE_TIMEOUT:?} (peer or proxy stalled)")
     } else {
         anyhow::Error::new(e).context(what.to_owned())
@@ -503,7 +508,10 @@ mod tests {
         let whole = bytes_of(42, 10_000);
         let mut p = Pattern::new(42);
         let mut pieces = Vec::new();
-        for len in [0usize, 1, 3, 5, 7, 8, 9, 13, 64, 1000, 4096].iter().cycle() {
+        for len in [0usize, 1, 3, 5, 7, 8, 9, 13, 64, 1000, 4096]
+            .iter()
+            .cycle()
+        {
             if pieces.len() >= whole.len() {
                 break;
             }
@@ -531,7 +539,11 @@ mod tests {
                 step = step * 3 + 1; // 1, 4, 13, 40, ... never a multiple of 8
             }
             let chunked = hex(ctx.finish());
-            assert_eq!(expected_sha256(seed, len as u64), chunked, "seed {seed} len {len}");
+            assert_eq!(
+                expected_sha256(seed, len as u64),
+                chunked,
+                "seed {seed} len {len}"
+            );
             assert_eq!(chunked, sha(&bytes_of(seed, len)));
         }
         assert_eq!(

@@ -11,7 +11,9 @@ pub enum ParseSizeError {
     #[error("empty size; expected a byte count such as 1048576, 64K, 8M or 1G")]
     Empty,
     /// The string did not start with a decimal number.
-    #[error("invalid size {input:?}: expected a decimal number optionally followed by K, M, G or T")]
+    #[error(
+        "invalid size {input:?}: expected a decimal number optionally followed by K, M, G or T"
+    )]
     NotANumber {
         /// The offending input.
         input: String,
@@ -135,6 +137,9 @@ mod tests {
     #[test]
     fn error_messages_say_what_to_do() {
         let msg = parse_size("10X").unwrap_err().to_string();
-        assert!(msg.contains("\"10X\"") && msg.contains("K, M, G or T"), "{msg}");
+        assert!(
+            msg.contains("\"10X\"") && msg.contains("K, M, G or T"),
+            "{msg}"
+        );
     }
 }

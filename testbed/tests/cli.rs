@@ -31,7 +31,10 @@ fn finish(mut child: Reap) -> (bool, String, String) {
         if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
-        assert!(start.elapsed() < DEADLINE, "child did not exit within {DEADLINE:?}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "child did not exit within {DEADLINE:?}"
+        );
         thread::sleep(Duration::from_millis(20));
     };
     let mut out = String::new();
@@ -46,7 +49,11 @@ fn finish(mut child: Reap) -> (bool, String, String) {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn reports(stdout: &str) -> Vec<TransferReport> {
@@ -63,7 +70,9 @@ fn producer_and_consumer_commands_agree() {
 
     let mut producer = Reap(
         Command::new(BIN)
-            .args(["producer", "--listen", &list, "--bytes", "1M", "--seed", "5"])
+            .args([
+                "producer", "--listen", &list, "--bytes", "1M", "--seed", "5",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -76,7 +85,15 @@ fn producer_and_consumer_commands_agree() {
 
     let consumer = Reap(
         Command::new(BIN)
-            .args(["consumer", "--connect", &list, "--bytes", "1M", "--seed", "5"])
+            .args([
+                "consumer",
+                "--connect",
+                &list,
+                "--bytes",
+                "1M",
+                "--seed",
+                "5",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -53,14 +53,22 @@ fn three_streams_over_loopback_arrive_intact() {
 
         let p = &producer[i];
         assert_eq!(p.stream, i);
-        assert_eq!((p.sent_bytes, p.received_bytes), (BYTES, BYTES), "producer stream {i}");
+        assert_eq!(
+            (p.sent_bytes, p.received_bytes),
+            (BYTES, BYTES),
+            "producer stream {i}"
+        );
         assert_eq!(p.sent_sha256, down, "producer stream {i} sent");
         assert_eq!(p.received_sha256, up, "producer stream {i} received");
         assert!(p.first_byte_secs.is_some_and(|t| t <= p.elapsed_secs));
 
         let c = &consumer[i];
         assert_eq!(c.stream, i);
-        assert_eq!((c.sent_bytes, c.received_bytes), (BYTES, BYTES), "consumer stream {i}");
+        assert_eq!(
+            (c.sent_bytes, c.received_bytes),
+            (BYTES, BYTES),
+            "consumer stream {i}"
+        );
         assert_eq!(c.sent_sha256, up, "consumer stream {i} sent");
         assert_eq!(c.received_sha256, down, "consumer stream {i} received");
         assert!(c.first_byte_secs.is_some_and(|t| t <= c.elapsed_secs));

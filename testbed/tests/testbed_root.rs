@@ -1,14 +1,66 @@
 //! Builds the real namespace testbed (needs root and iproute2, ping): checks
 //! the data path routed through both gateways, the control network, jumbo
-//! MTU, idempotent `up`, and that `down` removes everything.
+//! MTU, a TCP transfer over the direct routed path (prod -> gn1 -> gn2 ->
+//! cons, no proxy), idempotent `up`, and that `down` removes everything.
 
-use std::process::Output;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use testbed::topology::{CONS_APP_IP, GN1_CTL_IP, GN2_CTL_IP, GN2_LAN_IP, PROD_APP_IP};
+use testbed::traffic::{TransferReport, consumer_seed, expected_sha256, producer_seed};
 use testbed::{Host, Topology, require_root};
 
+const BIN: &str = env!("CARGO_BIN_EXE_s2testbed");
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Kills the child if the test fails before it is waited for.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Waits at most `DEADLINE` for the child; returns its stdout after checking
+/// that it succeeded.
+fn finish(what: &str, mut child: Reap, stdout: &mut dyn Read) -> String {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what} did not exit within {DEADLINE:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    assert!(status.success(), "{what} failed ({status}): {err}");
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn reports(stdout: &str) -> Vec<TransferReport> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
 fn ok(what: &str, out: std::io::Result<Output>) {
-    let out = out.unwrap_or_else(|e| panic!("{what}: could not run (is iputils-ping installed?): {e}"));
+    let out =
+        out.unwrap_or_else(|e| panic!("{what}: could not run (is iputils-ping installed?): {e}"));
     assert!(
         out.status.success(),
         "{what} failed ({}): {}{}",
@@ -42,8 +94,14 @@ fn testbed_up_down() {
             .output()
     };
     ok("cons -> gn2 lan", ping(Host::Cons, &[], GN2_LAN_IP));
-    ok("cons -> prod (routed via gn2, gn1)", ping(Host::Cons, &[], PROD_APP_IP));
-    ok("prod -> cons (routed via gn1, gn2)", ping(Host::Prod, &[], CONS_APP_IP));
+    ok(
+        "cons -> prod (routed via gn2, gn1)",
+        ping(Host::Cons, &[], PROD_APP_IP),
+    );
+    ok(
+        "prod -> cons (routed via gn1, gn2)",
+        ping(Host::Prod, &[], CONS_APP_IP),
+    );
     // 8972 + 28 header bytes = 9000: jumbo frames pass unfragmented end to end.
     ok(
         "cons -> prod with a 9000-byte DF packet",
@@ -58,7 +116,52 @@ fn testbed_up_down() {
         assert!(names.contains(&want), "gn1 interfaces: {names:?}");
     }
 
+    // TCP over the direct routed path, with the real CLI tools.
+    const BYTES: u64 = 4 << 20;
+    let target = format!("{PROD_APP_IP}:5001");
+    let mut producer = Reap(
+        guard
+            .command(Host::Prod, BIN)
+            .args([
+                "producer", "--listen", &target, "--bytes", "4M", "--seed", "9",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn producer in prod"),
+    );
+    let mut p_stdout = BufReader::new(producer.0.stdout.take().unwrap());
+    let mut ready = String::new();
+    p_stdout.read_line(&mut ready).expect("read READY");
+    assert_eq!(ready, "READY\n", "producer's first line");
+    let mut consumer = Reap(
+        guard
+            .command(Host::Cons, BIN)
+            .args([
+                "consumer",
+                "--connect",
+                &target,
+                "--bytes",
+                "4M",
+                "--seed",
+                "9",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn consumer in cons"),
+    );
+    let mut c_stdout = consumer.0.stdout.take().unwrap();
+    let c = reports(&finish("consumer in cons", consumer, &mut c_stdout));
+    let p = reports(&finish("producer in prod", producer, &mut p_stdout));
+    let down = expected_sha256(producer_seed(9, 0), BYTES);
+    let up = expected_sha256(consumer_seed(9, 0), BYTES);
+    assert_eq!((p.len(), c.len()), (1, 1));
+    assert_eq!((&c[0].received_sha256, c[0].received_bytes), (&down, BYTES));
+    assert_eq!((&p[0].received_sha256, p[0].received_bytes), (&up, BYTES));
+
     guard.teardown().expect("down()");
     assert!(!topo.exists(), "namespaces left behind after down()");
-    topo.down().expect("down() on an absent testbed is not an error");
+    topo.down()
+        .expect("down() on an absent testbed is not an error");
 }

@@ -1,0 +1,256 @@
+//! The data path driven through the control service, on loopback: bytes both ways through a
+//! producer gateway and a consumer gateway (WAN TLS on and off), reset propagation, an
+//! unreachable target, the source allow-list, and that release closes every socket.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Client, Harness, test_config};
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// A producer app: accepts one connection, sends `send`, reads to EOF, returns what it got.
+fn producer(send: Vec<u8>) -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&send).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        got
+    });
+    (addr, t)
+}
+
+/// A consumer app: connects, sends `send`, reads to EOF.
+fn consumer(addr: &str, send: Vec<u8>) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&send).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    got
+}
+
+async fn chain(wan_plaintext: bool, engine: &str) {
+    let mut pcfg = test_config(2);
+    let mut ccfg = test_config(2);
+    for c in [&mut pcfg, &mut ccfg] {
+        c.wan_plaintext = wan_plaintext;
+        c.engine = engine.into();
+    }
+    let (prod, cons) = (Harness::start(pcfg).await, Harness::start(ccfg).await);
+    let (pc, cc) = (prod.client(None).await, cons.client(None).await);
+    let down = pattern(1, 3 << 20);
+    let up = pattern(2, 1 << 20);
+    let (app, app_thread) = producer(down.clone());
+    let uid = "uid-chain";
+    let key = "5a".repeat(32);
+    let p = pc.open(uid, "PROD", 1, &[app.as_str()]).await;
+    let c = cc.open(uid, "CONS", 1, &[]).await;
+    let upd = |client: &Client, role: &'static str, targets: Vec<String>| {
+        let client = client.clone();
+        let key = key.clone();
+        async move {
+            client
+                .update_with(control::proto::UpdateTargets {
+                    uid: uid.into(),
+                    role: role.into(),
+                    remote_listeners: targets,
+                    wan_key: key,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let pu = upd(&pc, "PROD", p.prod_listeners.clone()).await;
+    upd(&cc, "CONS", p.listeners.clone()).await;
+    assert_eq!(pu.wan_security, if wan_plaintext { "plaintext" } else { "tls" });
+    let listener = c.listeners[0].clone();
+    let up2 = up.clone();
+    let got_down = tokio::task::spawn_blocking(move || consumer(&listener, up2)).await.unwrap();
+    let got_up = app_thread.join().unwrap();
+    assert!(got_down == down, "producer→consumer bytes differ ({} vs {})", got_down.len(), down.len());
+    assert!(got_up == up, "consumer→producer bytes differ");
+    let st = cc.status(uid).await.unwrap();
+    assert_eq!(st.streams[0].bytes_from_target, down.len() as u64);
+    assert_eq!(st.streams[0].bytes_to_target, up.len() as u64);
+    pc.release(uid).await.unwrap();
+    cc.release(uid).await.unwrap();
+    prod.stop().await;
+    cons.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_chain_with_wan_tls_moves_bytes_both_ways() {
+    chain(false, "copy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_chain_with_plaintext_wan_moves_bytes_both_ways() {
+    chain(true, "copy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splice_chain_moves_bytes_both_ways() {
+    chain(true, "splice").await;
+}
+
+#[test]
+fn splice_without_the_plaintext_opt_in_is_refused_at_start() {
+    let mut cfg = test_config(1);
+    cfg.engine = "splice".into();
+    let err = control::server::build_gateway(&cfg, Default::default()).err().expect("must refuse");
+    assert!(err.to_string().contains("--wan_plaintext"), "{err}");
+}
+
+/// One PROD gateway with a plaintext WAN, so a test can play the remote gateway itself.
+async fn single(targets: &[&str], allowed: &[&str]) -> (Harness, Client, String) {
+    let mut cfg = test_config(1);
+    cfg.wan_plaintext = true;
+    let h = Harness::start(cfg).await;
+    let c = h.client(None).await;
+    let r = c.open("uid-s", "PROD", 1, &["127.0.0.1:1"]).await;
+    c.update_with(control::proto::UpdateTargets {
+        uid: "uid-s".into(),
+        role: "PROD".into(),
+        remote_listeners: targets.iter().map(|s| s.to_string()).collect(),
+        allowed_sources: allowed.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    (h, c, r.listeners[0].clone())
+}
+
+async fn wait_status<F: Fn(&control::proto::StreamStatus) -> bool>(c: &Client, what: &str, f: F) -> control::proto::StreamStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = c.status("uid-s").await.unwrap().streams[0].clone();
+        if f(&st) {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {st:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_reset_mid_stream_resets_the_other_side() {
+    let app = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app_addr = app.local_addr().unwrap().to_string();
+    let (h, c, listener) = single(&[app_addr.as_str()], &[]).await;
+    let client = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(listener).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"some bytes").unwrap();
+        let mut buf = [0u8; 64];
+        let mut total = 0;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return Err("clean EOF instead of a reset".to_string()),
+                Ok(n) => total += n,
+                Err(e) => return Ok((e.kind(), total)),
+            }
+        }
+    });
+    let (s, _) = tokio::task::spawn_blocking(move || app.accept().unwrap()).await.unwrap();
+    let mut s = s;
+    s.write_all(b"hello").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // Abort the producer's connection with RST.
+    socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(s);
+    let (kind, total) = client.await.unwrap().expect("the consumer side must see a reset");
+    assert_eq!(kind, std::io::ErrorKind::ConnectionReset);
+    assert_eq!(total, 5);
+    let st = wait_status(&c, "the error to be recorded", |s| s.active_connections == 0 && !s.last_error.is_empty()).await;
+    assert!(st.last_error.contains("reset") || st.last_error.contains("Connection reset"), "{}", st.last_error);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_target_resets_the_client_and_is_reported() {
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let (h, c, listener) = single(&[dead_addr.as_str()], &[]).await;
+    let r = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(listener).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 8];
+        s.read(&mut buf)
+    })
+    .await
+    .unwrap();
+    assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "{r:?}");
+    let st = wait_status(&c, "the connect error", |s| !s.last_error.is_empty()).await;
+    assert!(st.last_error.contains(&dead_addr) && st.last_error.contains("refused"), "{}", st.last_error);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_outside_the_allow_list_are_refused() {
+    let app = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app_addr = app.local_addr().unwrap().to_string();
+    let (h, c, listener) = single(&[app_addr.as_str()], &["192.0.2.0/24"]).await;
+    let r = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(listener).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 8];
+        s.read(&mut buf)
+    })
+    .await
+    .unwrap();
+    assert!(matches!(r, Ok(0) | Err(_)), "a refused source must not get data: {r:?}");
+    let st = wait_status(&c, "the rejection", |s| s.rejected_connections == 1).await;
+    assert_eq!(st.total_connections, 0);
+    // The target never saw a connection.
+    app.set_nonblocking(true).unwrap();
+    assert!(app.accept().is_err());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_closes_open_connections_and_listeners() {
+    let app = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app_addr = app.local_addr().unwrap().to_string();
+    let fds_before = common::fd_count();
+    let (h, c, listener) = single(&[app_addr.as_str()], &[]).await;
+    let l2 = listener.clone();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(l2).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 8];
+        s.read(&mut buf).map(|n| n)
+    });
+    let (_app_side, _) = tokio::task::spawn_blocking(move || app.accept().unwrap()).await.unwrap();
+    wait_status(&c, "the connection", |s| s.active_connections == 1).await;
+    c.release("uid-s").await.unwrap();
+    // The open connection was closed by the release.
+    let r = client.join().unwrap();
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    // And the listener is gone.
+    assert!(TcpStream::connect(&listener).is_err(), "listener still open after release");
+    assert_eq!(h.gateway.pool.in_use(), 0);
+    h.stop().await;
+    drop(_app_side);
+    let _ = fds_before;
+}
