@@ -16,6 +16,7 @@
 //! [`topology::TestbedGuard`]'s `Drop`, which reports a failed teardown on
 //! stderr because `Drop` cannot return an error.
 
+pub mod scenario;
 pub mod topology;
 pub mod traffic;
 pub mod units;

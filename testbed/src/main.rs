@@ -11,6 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use testbed::topology::{DEFAULT_MTU, DEFAULT_PREFIX, Host, Topology};
 use testbed::traffic::{self, TransferReport};
 use testbed::units::parse_size;
+use testbed::scenario::ScenarioOptions;
+
+mod demo;
 
 /// Network-namespace testbed (the paper's Fig. 5 topology) and traffic tools
 /// for SciStream-RS.
@@ -68,6 +71,35 @@ enum Cmd {
         /// Connections to accept on each listener.
         #[arg(long, default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
         conns: usize,
+    },
+    /// The two-gateway demo: builds the testbed, starts s2cs on both gateways, sets a session
+    /// up with `s2uc connect`, streams producer → consumer (and back) through both gateways,
+    /// prints goodput and verifies every byte, then releases everything.
+    Demo {
+        /// Testbed name prefix (namespaces PREFIX-prod, PREFIX-gn1, ...).
+        #[arg(long, default_value = "s2demo")]
+        prefix: String,
+        /// Parallel streams (num_conn).
+        #[arg(long, default_value_t = 4)]
+        streams: usize,
+        /// Bytes per stream producer → consumer; binary suffixes (1G = 2^30).
+        #[arg(long, default_value = "256M", value_parser = parse_size)]
+        bytes: u64,
+        /// Bytes per stream consumer → producer.
+        #[arg(long = "reverse-bytes", default_value = "16M", value_parser = parse_size)]
+        reverse_bytes: u64,
+        /// Data-path engine of both gateways: copy or splice.
+        #[arg(long, default_value = "copy")]
+        engine: String,
+        /// Run the WAN leg unencrypted (required by splice).
+        #[arg(long = "wan-plaintext")]
+        wan_plaintext: bool,
+        /// Use upstream's two-step flow (inbound-request, outbound-request) instead of connect.
+        #[arg(long = "two-step")]
+        two_step: bool,
+        /// MTU of the data links.
+        #[arg(long, default_value_t = DEFAULT_MTU)]
+        mtu: u32,
     },
     /// Connect to every address (stream i = i-th address), send a
     /// deterministic pattern (seed SEED+1000+i) while hashing what arrives;
@@ -130,6 +162,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let reports = traffic::serve_producer(listeners, bytes, seed, conns)?;
             print_reports(&reports)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Demo {
+            prefix,
+            streams,
+            bytes,
+            reverse_bytes,
+            engine,
+            wan_plaintext,
+            two_step,
+            mtu,
+        } => {
+            let mut options = ScenarioOptions::new(&prefix);
+            options.engine = engine;
+            options.wan_plaintext = wan_plaintext || options.engine == "splice";
+            options.mtu = mtu;
+            demo::run(options, streams, bytes, reverse_bytes, two_step)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Consumer {
