@@ -33,7 +33,9 @@ impl Endpoint {
         };
         let s = input.trim();
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (h, p) = rest.split_once("]:").ok_or_else(|| err("IPv6 needs [addr]:port"))?;
+            let (h, p) = rest
+                .split_once("]:")
+                .ok_or_else(|| err("IPv6 needs [addr]:port"))?;
             let ip: std::net::Ipv6Addr = h.parse().map_err(|_| err("bad IPv6 address"))?;
             (Host::Ip(IpAddr::V6(ip)), p)
         } else {
@@ -122,8 +124,18 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "5100", ":5100", "host:", "host:0", "host:65536", "2001:db8::1:5100",
-            "[2001:db8::1]5100", "[nothex]:1", "bad_host:1", "a..b:1", "1.2.3.4:-1",
+            "",
+            "5100",
+            ":5100",
+            "host:",
+            "host:0",
+            "host:65536",
+            "2001:db8::1:5100",
+            "[2001:db8::1]5100",
+            "[nothex]:1",
+            "bad_host:1",
+            "a..b:1",
+            "1.2.3.4:-1",
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad} should fail");
         }
@@ -133,6 +145,12 @@ mod tests {
     async fn resolves_literals_and_localhost() {
         let a = Endpoint::parse("[::1]:7").unwrap().resolve().await.unwrap();
         assert_eq!(a, "[::1]:7".parse().unwrap());
-        assert!(Endpoint::parse("localhost:7").unwrap().resolve().await.is_ok());
+        assert!(
+            Endpoint::parse("localhost:7")
+                .unwrap()
+                .resolve()
+                .await
+                .is_ok()
+        );
     }
 }

@@ -38,7 +38,8 @@ impl Interceptor for TokenInterceptor {
     }
 }
 
-pub type Client = ControlClient<tonic::service::interceptor::InterceptedService<Channel, TokenInterceptor>>;
+pub type Client =
+    ControlClient<tonic::service::interceptor::InterceptedService<Channel, TokenInterceptor>>;
 
 /// Connects to `addr` (`host:port`).
 pub async fn connect(addr: &str, opts: &ClientOptions) -> anyhow::Result<Client> {
@@ -71,17 +72,19 @@ pub async fn connect(addr: &str, opts: &ClientOptions) -> anyhow::Result<Client>
         .map(|t| t.parse())
         .transpose()
         .context("the token contains characters that cannot be sent in gRPC metadata")?;
-    Ok(ControlClient::with_interceptor(channel, TokenInterceptor(token))
-        .max_decoding_message_size(16 << 20))
+    Ok(
+        ControlClient::with_interceptor(channel, TokenInterceptor(token))
+            .max_decoding_message_size(16 << 20),
+    )
 }
 
 /// The token for s2uc/appctrl: `S2UC_TOKEN`, else the token file (default
 /// `~/.scistream/token`), else none.
 pub fn load_token(token_file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
-    if let Ok(t) = std::env::var("S2UC_TOKEN") {
-        if !t.trim().is_empty() {
-            return Ok(Some(t.trim().to_owned()));
-        }
+    if let Ok(t) = std::env::var("S2UC_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(Some(t.trim().to_owned()));
     }
     let path = match token_file {
         Some(p) => p.clone(),

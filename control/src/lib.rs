@@ -23,7 +23,12 @@ pub mod service;
 pub mod session;
 
 /// Generated protobuf and gRPC code for `proto/scistream.proto`.
-#[allow(unreachable_pub, unused_qualifications, clippy::all, reason = "generated code")]
+#[allow(
+    unreachable_pub,
+    unused_qualifications,
+    clippy::all,
+    reason = "generated code"
+)]
 pub mod proto {
     tonic::include_proto!("scistream");
 }

@@ -163,11 +163,22 @@ mod tests {
         // Another program holds the second port.
         let squatter = TcpListener::bind((LO, start + 1)).unwrap();
         let a = pool.allocate(LO, 2).unwrap();
-        assert_eq!(a.iter().map(|l| l.port).collect::<Vec<_>>(), vec![start, start + 2]);
+        assert_eq!(
+            a.iter().map(|l| l.port).collect::<Vec<_>>(),
+            vec![start, start + 2]
+        );
         // Only one port left that we can bind.
         let err = pool.allocate(LO, 2).unwrap_err();
         assert!(
-            matches!(err, ControlError::PoolExhausted { need: 2, free: 1, occupied: 1, .. }),
+            matches!(
+                err,
+                ControlError::PoolExhausted {
+                    need: 2,
+                    free: 1,
+                    occupied: 1,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert_eq!(pool.in_use(), 2);

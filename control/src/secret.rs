@@ -8,8 +8,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use ring::rand::{SecureRandom, SystemRandom};
 use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
 
 /// Fills `buf` from the OS CSPRNG.
 fn fill_random(buf: &mut [u8]) {
@@ -26,7 +26,14 @@ pub fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// A fresh 256-bit WAN key, hex encoded.
@@ -74,8 +81,7 @@ pub fn read_secret_arg(what: &str, value: &str) -> anyhow::Result<String> {
         fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading the {what} from {path} failed: {e}"))?
     } else if let Some(name) = value.strip_prefix("env:") {
-        std::env::var(name)
-            .map_err(|_| anyhow::anyhow!("the {what} variable {name} is not set"))?
+        std::env::var(name).map_err(|_| anyhow::anyhow!("the {what} variable {name} is not set"))?
     } else if value == "-" {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
@@ -114,8 +120,14 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let p = dir.join("uid");
         write_private(&p, "s3cret\n").unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(read_secret_arg("uid", &format!("@{}", p.display())).unwrap(), "s3cret");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            read_secret_arg("uid", &format!("@{}", p.display())).unwrap(),
+            "s3cret"
+        );
         write_private(&p, "again").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "again");
         assert!(read_secret_arg("uid", "env:S2_SURELY_UNSET_VARIABLE").is_err());

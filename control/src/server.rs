@@ -11,9 +11,9 @@ use anyhow::{Context, bail};
 use dataplane::{AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 
+use crate::auth::Authenticator;
 use crate::auth::introspect::{Introspection, IntrospectionConfig};
 use crate::auth::static_tokens::StaticTokens;
-use crate::auth::Authenticator;
 use crate::config::{Config, parse_size};
 use crate::ports::{PortPool, PortRange};
 use crate::service::{ControlService, Gateway, GatewaySettings};
@@ -63,9 +63,16 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
         pipe_size: parse_size(&cfg.pipe_size).map_err(anyhow::Error::msg)?,
         ..KernelOptions::default()
     };
-    let cores = cfg.cores.clone().unwrap_or_else(dataplane::cores::online_cores);
+    let cores = cfg
+        .cores
+        .clone()
+        .unwrap_or_else(dataplane::cores::online_cores);
     let pool = Arc::new(CorePool::start(&cores)?);
-    tracing::info!(?cores, buffer_size = options.buffer_size, "data-path event loops started");
+    tracing::info!(
+        ?cores,
+        buffer_size = options.buffer_size,
+        "data-path event loops started"
+    );
     let engine: Arc<dyn Engine> = Arc::new(KernelEngine::new(kind, pool, options));
     let auth = build_auth(cfg, secrets)?;
     if auth.is_disabled() {
@@ -113,8 +120,8 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
 }
 
 fn build_auth(cfg: &Config, secrets: Secrets) -> anyhow::Result<Authenticator> {
-    let allowed: Option<HashSet<String>> =
-        (!cfg.allowed_identities.is_empty()).then(|| cfg.allowed_identities.iter().cloned().collect());
+    let allowed: Option<HashSet<String>> = (!cfg.allowed_identities.is_empty())
+        .then(|| cfg.allowed_identities.iter().cloned().collect());
     let introspection = cfg.client_id.is_some();
     match (cfg.no_auth, &cfg.token_file, introspection) {
         (true, None, false) => Ok(Authenticator::disabled()),
@@ -142,16 +149,17 @@ fn build_auth(cfg: &Config, secrets: Secrets) -> anyhow::Result<Authenticator> {
             if let Some(scope) = &cfg.scope {
                 ic.required_scope = scope.clone();
             }
-            Ok(Authenticator::new(Arc::new(Introspection::new(ic)?), allowed))
+            Ok(Authenticator::new(
+                Arc::new(Introspection::new(ic)?),
+                allowed,
+            ))
         }
         (false, None, false) => bail!(
             "no authentication configured: pass --token_file FILE (create tokens with 's2cs token \
              new'), or --client_id with a client secret for OAuth2/Globus introspection, or \
              --no_auth for development"
         ),
-        _ => bail!(
-            "choose exactly one of --no_auth, --token_file, --client_id (introspection)"
-        ),
+        _ => bail!("choose exactly one of --no_auth, --token_file, --client_id (introspection)"),
     }
 }
 
@@ -188,7 +196,10 @@ pub async fn run(cfg: Config, secrets: Secrets) -> anyhow::Result<()> {
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown_signal())
         .await?;
-    tracing::info!(sessions = gateway.registry.len(), "shutting down; releasing sessions");
+    tracing::info!(
+        sessions = gateway.registry.len(),
+        "shutting down; releasing sessions"
+    );
     gateway.release_all().await;
     Ok(())
 }
@@ -240,16 +251,14 @@ impl StateLock {
             .create(dir)
             .with_context(|| format!("creating state_dir {}", dir.display()))?;
         let path = dir.join(format!("s2cs-{port}.pid"));
-        if let Ok(old) = std::fs::read_to_string(&path) {
-            if let Ok(pid) = old.trim().parse::<i32>() {
-                if Path::new(&format!("/proc/{pid}")).exists() {
-                    bail!(
-                        "another s2cs (pid {pid}) runs with state_dir {} and port {port}; stop it \
-                         first",
-                        dir.display()
-                    );
-                }
-            }
+        if let Ok(old) = std::fs::read_to_string(&path)
+            && let Ok(pid) = old.trim().parse::<i32>()
+            && Path::new(&format!("/proc/{pid}")).exists()
+        {
+            bail!(
+                "another s2cs (pid {pid}) runs with state_dir {} and port {port}; stop it first",
+                dir.display()
+            );
         }
         crate::secret::write_private(&path, &format!("{}\n", std::process::id()))?;
         Ok(Self { path })

@@ -111,10 +111,12 @@ impl Gateway {
             session: Some(session.clone()),
         };
         let mut hello = session.hello.subscribe();
-        let waited = tokio::time::timeout(
-            self.settings.hello_timeout,
-            async { hello.wait_for(|h| *h != HelloState::WaitingForHello).await.map(|s| s.clone()) },
-        )
+        let waited = tokio::time::timeout(self.settings.hello_timeout, async {
+            hello
+                .wait_for(|h| *h != HelloState::WaitingForHello)
+                .await
+                .map(|s| s.clone())
+        })
         .await;
         let state = match waited {
             Ok(Ok(state)) => state,
@@ -154,10 +156,15 @@ impl Gateway {
         let is_prod = h.role.trim().eq_ignore_ascii_case("PROD");
         if is_prod {
             for l in &h.prod_listeners {
-                Endpoint::parse(l).map_err(|e| ControlError::invalid("prod_listeners", e.to_string()))?;
+                Endpoint::parse(l)
+                    .map_err(|e| ControlError::invalid("prod_listeners", e.to_string()))?;
             }
         }
-        let prod_listeners = if is_prod { h.prod_listeners } else { Vec::new() };
+        let prod_listeners = if is_prod {
+            h.prod_listeners
+        } else {
+            Vec::new()
+        };
         let accepted = session.hello.send_if_modified(|state| match state {
             HelloState::Released => false,
             _ => {
@@ -212,7 +219,8 @@ impl Gateway {
         }
         let mut endpoints = Vec::with_capacity(u.remote_listeners.len());
         for l in &u.remote_listeners {
-            let e = Endpoint::parse(l).map_err(|e| ControlError::invalid("remote_listeners", e.to_string()))?;
+            let e = Endpoint::parse(l)
+                .map_err(|e| ControlError::invalid("remote_listeners", e.to_string()))?;
             let addr = e
                 .resolve()
                 .await
@@ -232,11 +240,12 @@ impl Gateway {
         let secret = if u.wan_key.is_empty() {
             session.uid.as_bytes().to_vec()
         } else {
-            let key = hex::decode(u.wan_key.trim())
+            hex::decode(u.wan_key.trim())
                 .ok()
                 .filter(|k| k.len() == 32)
-                .ok_or_else(|| ControlError::invalid("wan_key", "must be 64 hex digits (32 bytes)"))?;
-            key
+                .ok_or_else(|| {
+                    ControlError::invalid("wan_key", "must be 64 hex digits (32 bytes)")
+                })?
         };
         let mut fingerprint = [0u8; 32];
         fingerprint.copy_from_slice(digest::digest(&digest::SHA256, &secret).as_ref());
@@ -248,7 +257,9 @@ impl Gateway {
         match &data.proxy {
             Some(proxy) => {
                 if !self.settings.wan_plaintext && data.wan_fingerprint != Some(fingerprint) {
-                    return Err(ControlError::Immutable { what: "the WAN key" });
+                    return Err(ControlError::Immutable {
+                        what: "the WAN key",
+                    });
                 }
                 if data.allow.as_ref() != Some(&allow) {
                     return Err(ControlError::Immutable {
@@ -296,7 +307,11 @@ impl Gateway {
     }
 
     /// `release`: stop the data path, close listeners, return the ports.
-    pub async fn release(&self, who: &Identity, r: proto::Release) -> Result<proto::Response, ControlError> {
+    pub async fn release(
+        &self,
+        who: &Identity,
+        r: proto::Release,
+    ) -> Result<proto::Response, ControlError> {
         check_uid(&r.uid)?;
         let session = self.registry.remove(&r.uid, who)?;
         self.teardown(&session).await;
@@ -351,7 +366,11 @@ impl Gateway {
             listeners: s.listeners.clone(),
             targets: data.targets.clone(),
             engine: self.engine.kind().name().into(),
-            wan_security: if data.proxy.is_some() { data.wan_security.into() } else { String::new() },
+            wan_security: if data.proxy.is_some() {
+                data.wan_security.into()
+            } else {
+                String::new()
+            },
             age_seconds: s.created.elapsed().as_secs(),
             streams,
         }
@@ -381,7 +400,11 @@ impl Gateway {
     }
 
     fn wan_security_name(&self) -> &'static str {
-        if self.settings.wan_plaintext { "plaintext" } else { "tls" }
+        if self.settings.wan_plaintext {
+            "plaintext"
+        } else {
+            "tls"
+        }
     }
 }
 
@@ -403,7 +426,10 @@ impl Drop for ReleaseOnDrop {
 
 fn check_uid(uid: &str) -> Result<(), ControlError> {
     if uid.trim().is_empty() {
-        return Err(ControlError::invalid("uid", "empty; every RPC needs the session uid"));
+        return Err(ControlError::invalid(
+            "uid",
+            "empty; every RPC needs the session uid",
+        ));
     }
     if uid.len() > 256 || uid.chars().any(char::is_control) {
         return Err(ControlError::invalid(
@@ -466,7 +492,10 @@ impl proto::control_server::Control for ControlService {
         request: Request<proto::UpdateTargets>,
     ) -> Result<Response<proto::Response>, Status> {
         let who = self.who(&request).await?;
-        answer("update", self.gateway.update(&who, request.into_inner()).await)
+        answer(
+            "update",
+            self.gateway.update(&who, request.into_inner()).await,
+        )
     }
 
     async fn release(
@@ -474,7 +503,10 @@ impl proto::control_server::Control for ControlService {
         request: Request<proto::Release>,
     ) -> Result<Response<proto::Response>, Status> {
         let who = self.who(&request).await?;
-        answer("release", self.gateway.release(&who, request.into_inner()).await)
+        answer(
+            "release",
+            self.gateway.release(&who, request.into_inner()).await,
+        )
     }
 
     async fn hello(
@@ -482,7 +514,10 @@ impl proto::control_server::Control for ControlService {
         request: Request<proto::Hello>,
     ) -> Result<Response<proto::AppResponse>, Status> {
         let who = self.who(&request).await?;
-        answer("hello", self.gateway.hello(&who, request.into_inner()).await)
+        answer(
+            "hello",
+            self.gateway.hello(&who, request.into_inner()).await,
+        )
     }
 
     async fn status(
@@ -490,7 +525,10 @@ impl proto::control_server::Control for ControlService {
         request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::SessionStatus>, Status> {
         let who = self.who(&request).await?;
-        answer("status", self.gateway.status(&who, request.into_inner()).await)
+        answer(
+            "status",
+            self.gateway.status(&who, request.into_inner()).await,
+        )
     }
 
     async fn list(

@@ -56,7 +56,9 @@ impl FromStr for Role {
 pub enum HelloState {
     WaitingForHello,
     /// The hello came; for a PROD hello, the app's listening endpoints.
-    Received { prod_listeners: Vec<String> },
+    Received {
+        prod_listeners: Vec<String>,
+    },
     Released,
 }
 

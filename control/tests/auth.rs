@@ -10,11 +10,15 @@ use tonic::Code;
 fn token_config(allowed: &[&str]) -> control::config::Config {
     let dir = temp_dir(&format!("auth-{}", allowed.len()));
     let file = dir.join("tokens");
-    let body = [("alice", "tok-alice"), ("bob", "tok-bob"), ("carol", "tok-carol")]
-        .iter()
-        .map(|(i, t)| StaticTokens::entry(i, t))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let body = [
+        ("alice", "tok-alice"),
+        ("bob", "tok-bob"),
+        ("carol", "tok-carol"),
+    ]
+    .iter()
+    .map(|(i, t)| StaticTokens::entry(i, t))
+    .collect::<Vec<_>>()
+    .join("\n");
     std::fs::write(&file, body).unwrap();
     let mut cfg = test_config(4);
     cfg.no_auth = false;
@@ -42,22 +46,50 @@ async fn tokens_are_checked_before_the_uid_and_owners_are_enforced() {
         let e = forger.release(uid).await.unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{uid}");
         assert!(e.message().contains("invalid"), "{}", e.message());
-        assert_eq!(nobody.update(uid, "PROD", &["127.0.0.1:1"]).await.unwrap_err().code(), Code::Unauthenticated);
-        assert_eq!(forger.hello(uid, "PROD", &[]).await.unwrap_err().code(), Code::Unauthenticated);
-        assert_eq!(nobody.req(uid, "PROD", 1).await.unwrap_err().code(), Code::Unauthenticated);
+        assert_eq!(
+            nobody
+                .update(uid, "PROD", &["127.0.0.1:1"])
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            forger.hello(uid, "PROD", &[]).await.unwrap_err().code(),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            nobody.req(uid, "PROD", 1).await.unwrap_err().code(),
+            Code::Unauthenticated
+        );
     }
 
     // Another user's session looks exactly like an unknown one.
     let theirs = bob.release("uid-alice").await.unwrap_err();
     let unknown = bob.release("uid-nonexistent").await.unwrap_err();
     assert_eq!(theirs.code(), Code::NotFound);
-    assert_eq!((theirs.code(), theirs.message()), (unknown.code(), unknown.message()));
-    assert_eq!(bob.update("uid-alice", "PROD", &["127.0.0.1:1"]).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(bob.status("uid-alice").await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        (theirs.code(), theirs.message()),
+        (unknown.code(), unknown.message())
+    );
+    assert_eq!(
+        bob.update("uid-alice", "PROD", &["127.0.0.1:1"])
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        bob.status("uid-alice").await.unwrap_err().code(),
+        Code::NotFound
+    );
     assert!(bob.list().await.unwrap().sessions.is_empty());
 
     // The owner, with or without the Bearer prefix, can use it.
-    assert_eq!(alice_bearer.status("uid-alice").await.unwrap().state, "ready");
+    assert_eq!(
+        alice_bearer.status("uid-alice").await.unwrap().state,
+        "ready"
+    );
     assert_eq!(alice.list().await.unwrap().sessions.len(), 1);
     alice_bearer.release("uid-alice").await.unwrap();
     h.stop().await;

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use common::{Client, Harness, test_config};
 
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// A producer app: accepts one connection, sends `send`, reads to EOF, returns what it got.
@@ -48,7 +50,7 @@ fn consumer(addr: &str, send: Vec<u8>) -> Vec<u8> {
     got
 }
 
-async fn chain(wan_plaintext: bool, engine: &str) {
+async fn chain(wan_plaintext: bool, engine: &str, down_len: usize, up_len: usize) {
     let mut pcfg = test_config(2);
     let mut ccfg = test_config(2);
     for c in [&mut pcfg, &mut ccfg] {
@@ -57,8 +59,8 @@ async fn chain(wan_plaintext: bool, engine: &str) {
     }
     let (prod, cons) = (Harness::start(pcfg).await, Harness::start(ccfg).await);
     let (pc, cc) = (prod.client(None).await, cons.client(None).await);
-    let down = pattern(1, 3 << 20);
-    let up = pattern(2, 1 << 20);
+    let down = pattern(1, down_len);
+    let up = pattern(2, up_len);
     let (app, app_thread) = producer(down.clone());
     let uid = "uid-chain";
     let key = "5a".repeat(32);
@@ -82,12 +84,22 @@ async fn chain(wan_plaintext: bool, engine: &str) {
     };
     let pu = upd(&pc, "PROD", p.prod_listeners.clone()).await;
     upd(&cc, "CONS", p.listeners.clone()).await;
-    assert_eq!(pu.wan_security, if wan_plaintext { "plaintext" } else { "tls" });
+    assert_eq!(
+        pu.wan_security,
+        if wan_plaintext { "plaintext" } else { "tls" }
+    );
     let listener = c.listeners[0].clone();
     let up2 = up.clone();
-    let got_down = tokio::task::spawn_blocking(move || consumer(&listener, up2)).await.unwrap();
+    let got_down = tokio::task::spawn_blocking(move || consumer(&listener, up2))
+        .await
+        .unwrap();
     let got_up = app_thread.join().unwrap();
-    assert!(got_down == down, "producer→consumer bytes differ ({} vs {})", got_down.len(), down.len());
+    assert!(
+        got_down == down,
+        "producer→consumer bytes differ ({} vs {})",
+        got_down.len(),
+        down.len()
+    );
     assert!(got_up == up, "consumer→producer bytes differ");
     let st = cc.status(uid).await.unwrap();
     assert_eq!(st.streams[0].bytes_from_target, down.len() as u64);
@@ -100,24 +112,28 @@ async fn chain(wan_plaintext: bool, engine: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_chain_with_wan_tls_moves_bytes_both_ways() {
-    chain(false, "copy").await;
+    chain(false, "copy", 3 << 20, 1 << 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_chain_with_plaintext_wan_moves_bytes_both_ways() {
-    chain(true, "copy").await;
+    chain(true, "copy", 3 << 20, 1 << 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn splice_chain_moves_bytes_both_ways() {
-    chain(true, "splice").await;
+    // Large enough, both ways at once, that pipes run out of slots before bytes (a stall that
+    // was only visible under sustained load).
+    chain(true, "splice", 64 << 20, 64 << 20).await;
 }
 
 #[test]
 fn splice_without_the_plaintext_opt_in_is_refused_at_start() {
     let mut cfg = test_config(1);
     cfg.engine = "splice".into();
-    let err = control::server::build_gateway(&cfg, Default::default()).err().expect("must refuse");
+    let err = control::server::build_gateway(&cfg, Default::default())
+        .err()
+        .expect("must refuse");
     assert!(err.to_string().contains("--wan_plaintext"), "{err}");
 }
 
@@ -140,14 +156,21 @@ async fn single(targets: &[&str], allowed: &[&str]) -> (Harness, Client, String)
     (h, c, r.listeners[0].clone())
 }
 
-async fn wait_status<F: Fn(&control::proto::StreamStatus) -> bool>(c: &Client, what: &str, f: F) -> control::proto::StreamStatus {
+async fn wait_status<F: Fn(&control::proto::StreamStatus) -> bool>(
+    c: &Client,
+    what: &str,
+    f: F,
+) -> control::proto::StreamStatus {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let st = c.status("uid-s").await.unwrap().streams[0].clone();
         if f(&st) {
             return st;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {st:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {st:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -171,18 +194,32 @@ async fn a_peer_reset_mid_stream_resets_the_other_side() {
             }
         }
     });
-    let (s, _) = tokio::task::spawn_blocking(move || app.accept().unwrap()).await.unwrap();
+    let (s, _) = tokio::task::spawn_blocking(move || app.accept().unwrap())
+        .await
+        .unwrap();
     let mut s = s;
     s.write_all(b"hello").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     // Abort the producer's connection with RST.
-    socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
     drop(s);
-    let (kind, total) = client.await.unwrap().expect("the consumer side must see a reset");
+    let (kind, total) = client
+        .await
+        .unwrap()
+        .expect("the consumer side must see a reset");
     assert_eq!(kind, std::io::ErrorKind::ConnectionReset);
     assert_eq!(total, 5);
-    let st = wait_status(&c, "the error to be recorded", |s| s.active_connections == 0 && !s.last_error.is_empty()).await;
-    assert!(st.last_error.contains("reset") || st.last_error.contains("Connection reset"), "{}", st.last_error);
+    let st = wait_status(&c, "the error to be recorded", |s| {
+        s.active_connections == 0 && !s.last_error.is_empty()
+    })
+    .await;
+    assert!(
+        st.last_error.contains("reset") || st.last_error.contains("Connection reset"),
+        "{}",
+        st.last_error
+    );
     h.stop().await;
 }
 
@@ -200,9 +237,16 @@ async fn an_unreachable_target_resets_the_client_and_is_reported() {
     })
     .await
     .unwrap();
-    assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "{r:?}");
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
     let st = wait_status(&c, "the connect error", |s| !s.last_error.is_empty()).await;
-    assert!(st.last_error.contains(&dead_addr) && st.last_error.contains("refused"), "{}", st.last_error);
+    assert!(
+        st.last_error.contains(&dead_addr) && st.last_error.contains("refused"),
+        "{}",
+        st.last_error
+    );
     h.stop().await;
 }
 
@@ -219,7 +263,10 @@ async fn sources_outside_the_allow_list_are_refused() {
     })
     .await
     .unwrap();
-    assert!(matches!(r, Ok(0) | Err(_)), "a refused source must not get data: {r:?}");
+    assert!(
+        matches!(r, Ok(0) | Err(_)),
+        "a refused source must not get data: {r:?}"
+    );
     let st = wait_status(&c, "the rejection", |s| s.rejected_connections == 1).await;
     assert_eq!(st.total_connections, 0);
     // The target never saw a connection.
@@ -232,25 +279,28 @@ async fn sources_outside_the_allow_list_are_refused() {
 async fn release_closes_open_connections_and_listeners() {
     let app = TcpListener::bind("127.0.0.1:0").unwrap();
     let app_addr = app.local_addr().unwrap().to_string();
-    let fds_before = common::fd_count();
     let (h, c, listener) = single(&[app_addr.as_str()], &[]).await;
     let l2 = listener.clone();
     let client = std::thread::spawn(move || {
         let mut s = TcpStream::connect(l2).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut buf = [0u8; 8];
-        s.read(&mut buf).map(|n| n)
+        s.read(&mut buf)
     });
-    let (_app_side, _) = tokio::task::spawn_blocking(move || app.accept().unwrap()).await.unwrap();
+    let (app_side, _) = tokio::task::spawn_blocking(move || app.accept().unwrap())
+        .await
+        .unwrap();
     wait_status(&c, "the connection", |s| s.active_connections == 1).await;
     c.release("uid-s").await.unwrap();
     // The open connection was closed by the release.
     let r = client.join().unwrap();
     assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
     // And the listener is gone.
-    assert!(TcpStream::connect(&listener).is_err(), "listener still open after release");
+    assert!(
+        TcpStream::connect(&listener).is_err(),
+        "listener still open after release"
+    );
     assert_eq!(h.gateway.pool.in_use(), 0);
     h.stop().await;
-    drop(_app_side);
-    let _ = fds_before;
+    drop(app_side);
 }

@@ -32,7 +32,9 @@ async fn req_without_hello_times_out_and_releases_everything() {
 async fn req_and_hello_return_listeners_and_the_hello_targets() {
     let h = Harness::start(test_config(5)).await;
     let c = h.client(None).await;
-    let r = c.open("uid-a", "PROD", 5, &["127.0.0.1:5074", "127.0.0.1:5075"]).await;
+    let r = c
+        .open("uid-a", "PROD", 5, &["127.0.0.1:5074", "127.0.0.1:5075"])
+        .await;
     assert_eq!(r.listeners.len(), 5);
     assert!(r.listeners.iter().all(|l| l.starts_with("127.0.0.1:")));
     assert_eq!(r.prod_listeners, vec!["127.0.0.1:5074", "127.0.0.1:5075"]);
@@ -85,12 +87,21 @@ async fn update_cycles_targets_is_idempotent_and_retargetable() {
     let h = Harness::start(test_config(3)).await;
     let c = h.client(None).await;
     c.open("uid-u", "PROD", 3, &["127.0.0.1:1"]).await;
-    let r = c.update("uid-u", "PROD", &["127.0.0.1:8000", "127.0.0.1:8001"]).await.unwrap();
-    assert_eq!(r.prod_listeners, vec!["127.0.0.1:8000", "127.0.0.1:8001", "127.0.0.1:8000"]);
+    let r = c
+        .update("uid-u", "PROD", &["127.0.0.1:8000", "127.0.0.1:8001"])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.prod_listeners,
+        vec!["127.0.0.1:8000", "127.0.0.1:8001", "127.0.0.1:8000"]
+    );
     assert_eq!(r.listeners.len(), 3);
     assert_eq!(r.wan_security, "tls");
     // Same update again: same answer, still one data path.
-    let again = c.update("uid-u", "PROD", &["127.0.0.1:8000", "127.0.0.1:8001"]).await.unwrap();
+    let again = c
+        .update("uid-u", "PROD", &["127.0.0.1:8000", "127.0.0.1:8001"])
+        .await
+        .unwrap();
     assert_eq!(again, r);
     // Re-target.
     let moved = c.update("uid-u", "", &["[::1]:9000"]).await.unwrap();
@@ -99,7 +110,10 @@ async fn update_cycles_targets_is_idempotent_and_retargetable() {
     assert_eq!(st.state, "forwarding");
     assert_eq!(st.targets, vec!["[::1]:9000"; 3]);
     // Role must match the session.
-    let err = c.update("uid-u", "CONS", &["127.0.0.1:1"]).await.unwrap_err();
+    let err = c
+        .update("uid-u", "CONS", &["127.0.0.1:1"])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     // The WAN key cannot change under a running session.
     let err = c
@@ -139,7 +153,9 @@ async fn concurrent_sessions_get_their_own_ports_and_answers() {
         let c = c.clone();
         async move {
             let target = format!("127.0.0.1:{}", 7000 + i);
-            let r = c.open(&format!("uid-cc-{i}"), "PROD", 4, &[target.as_str()]).await;
+            let r = c
+                .open(&format!("uid-cc-{i}"), "PROD", 4, &[target.as_str()])
+                .await;
             (target, r)
         }
     });
@@ -160,16 +176,33 @@ async fn concurrent_sessions_get_their_own_ports_and_answers() {
 #[tokio::test]
 async fn occupied_ports_are_skipped_and_exhaustion_is_resource_exhausted() {
     let cfg = test_config(3);
-    let (a, _) = cfg.port_range.split_once('-').map(|(a, b)| (a.parse::<u16>().unwrap(), b)).unwrap();
+    let (a, _) = cfg
+        .port_range
+        .split_once('-')
+        .map(|(a, b)| (a.parse::<u16>().unwrap(), b))
+        .unwrap();
     let squatter = std::net::TcpListener::bind(("127.0.0.1", a)).unwrap();
     let h = Harness::start(cfg).await;
     let c = h.client(None).await;
     let r = c.open("uid-p1", "PROD", 2, &["127.0.0.1:1"]).await;
-    assert!(!r.listeners.contains(&format!("127.0.0.1:{a}")), "occupied port handed out: {:?}", r.listeners);
+    assert!(
+        !r.listeners.contains(&format!("127.0.0.1:{a}")),
+        "occupied port handed out: {:?}",
+        r.listeners
+    );
     let err = c.req("uid-p2", "PROD", 1).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
-    assert!(err.message().contains("1 taken by other programs"), "{}", err.message());
-    assert!(h.gateway.registry.get("uid-p2", &control::auth::Identity("anonymous".into())).is_err());
+    assert!(
+        err.message().contains("1 taken by other programs"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        h.gateway
+            .registry
+            .get("uid-p2", &control::auth::Identity("anonymous".into()))
+            .is_err()
+    );
     drop(squatter);
     h.stop().await;
 }
@@ -180,13 +213,17 @@ async fn rapid_cycles_leak_no_fds_ports_or_threads() {
     let c = h.client(None).await;
     // Warm up once so lazily created resources (channels, timers) exist before counting.
     c.open("uid-warm", "PROD", 5, &["127.0.0.1:1"]).await;
-    c.update("uid-warm", "PROD", &["127.0.0.1:1"]).await.unwrap();
+    c.update("uid-warm", "PROD", &["127.0.0.1:1"])
+        .await
+        .unwrap();
     c.release("uid-warm").await.unwrap();
     let (fds, threads) = (common::fd_count(), common::thread_count());
     for i in 0..50 {
         let uid = format!("uid-rapid-{i}");
         c.open(&uid, "PROD", 5, &["127.0.0.1:1"]).await;
-        c.update(&uid, "PROD", &["127.0.0.1:1", "127.0.0.1:2"]).await.unwrap();
+        c.update(&uid, "PROD", &["127.0.0.1:1", "127.0.0.1:2"])
+            .await
+            .unwrap();
         c.release(&uid).await.unwrap();
     }
     assert_eq!(h.gateway.pool.in_use(), 0);
@@ -205,7 +242,10 @@ async fn an_abandoned_req_releases_its_session() {
     // The server notices the cancelled call and releases the session.
     let deadline = Instant::now() + Duration::from_secs(5);
     while !h.gateway.registry.is_empty() || h.gateway.pool.in_use() != 0 {
-        assert!(Instant::now() < deadline, "abandoned session was not released");
+        assert!(
+            Instant::now() < deadline,
+            "abandoned session was not released"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     h.stop().await;
@@ -220,32 +260,61 @@ async fn bad_input_gets_invalid_argument_with_a_clear_message() {
         assert_eq!(err.code(), Code::InvalidArgument, "num_conn {n}");
         assert!(err.message().contains("num_conn"), "{}", err.message());
     }
-    assert_eq!(c.req("", "PROD", 1).await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(c.req("uid-bad", "MIDDLE", 1).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        c.req("", "PROD", 1).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        c.req("uid-bad", "MIDDLE", 1).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
     c.open("uid-ok", "PROD", 1, &["127.0.0.1:1"]).await;
-    for bad in ["nohostport", "[::1]5100", "2001:db8::1:80", "host:0", "h:99999", "bad host:1"] {
+    for bad in [
+        "nohostport",
+        "[::1]5100",
+        "2001:db8::1:80",
+        "host:0",
+        "h:99999",
+        "bad host:1",
+    ] {
         let err = c.update("uid-ok", "PROD", &[bad]).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
-        assert!(err.message().contains(bad.trim()), "message should name '{bad}': {}", err.message());
+        assert!(
+            err.message().contains(bad.trim()),
+            "message should name '{bad}': {}",
+            err.message()
+        );
     }
-    assert_eq!(c.update("uid-ok", "PROD", &[]).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        c.update("uid-ok", "PROD", &[]).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
     let bad_key = control::proto::UpdateTargets {
         uid: "uid-ok".into(),
         remote_listeners: vec!["127.0.0.1:1".into()],
         wan_key: "not-hex".into(),
         ..Default::default()
     };
-    assert_eq!(c.update_with(bad_key).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        c.update_with(bad_key).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
     let bad_allow = control::proto::UpdateTargets {
         uid: "uid-ok".into(),
         remote_listeners: vec!["127.0.0.1:1".into()],
         allowed_sources: vec!["10.0.0.0/99".into()],
         ..Default::default()
     };
-    assert_eq!(c.update_with(bad_allow).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        c.update_with(bad_allow).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
     // A malformed hello target is refused too.
     assert_eq!(
-        c.hello("uid-ok", "PROD", &["no-port"]).await.unwrap_err().code(),
+        c.hello("uid-ok", "PROD", &["no-port"])
+            .await
+            .unwrap_err()
+            .code(),
         Code::InvalidArgument
     );
     // IPv6 targets in brackets are fine.
@@ -267,7 +336,11 @@ async fn join_vec<F: Future + Unpin>(mut futs: Vec<F>) -> Vec<F::Output> {
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
     outs.into_iter().map(|o| o.expect("all ready")).collect()

@@ -13,7 +13,9 @@ pub struct AllowList {
 
 /// A malformed allow-list entry.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("'{entry}' is not an IP address or CIDR (examples: 192.0.2.7, 192.0.2.0/24, 2001:db8::/32)")]
+#[error(
+    "'{entry}' is not an IP address or CIDR (examples: 192.0.2.7, 192.0.2.0/24, 2001:db8::/32)"
+)]
 pub struct AllowListError {
     pub entry: String,
 }
@@ -31,7 +33,8 @@ impl AllowList {
             let e = entry.as_ref().trim();
             let net = if let Ok(net) = IpNet::from_str(e) {
                 net
-            } else if let Ok(ip) = IpAddr::from_str(e.trim_start_matches('[').trim_end_matches(']')) {
+            } else if let Ok(ip) = IpAddr::from_str(e.trim_start_matches('[').trim_end_matches(']'))
+            {
                 IpNet::from(ip)
             } else {
                 return Err(AllowListError {

@@ -25,7 +25,9 @@ struct Loop {
 /// Why the pool could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
-    #[error("core {core} is not online (this host has cores {online:?}); pass --cores with online cores")]
+    #[error(
+        "core {core} is not online (this host has cores {online:?}); pass --cores with online cores"
+    )]
     Offline { core: usize, online: Vec<usize> },
     #[error("no cores given for the data path; pass --cores, e.g. --cores 0,1")]
     Empty,
@@ -181,7 +183,10 @@ mod tests {
     #[test]
     fn offline_core_is_refused_with_the_online_list() {
         let err = CorePool::start(&[100_000]).unwrap_err();
-        assert!(matches!(err, CoreError::Offline { core: 100_000, .. }), "{err}");
+        assert!(
+            matches!(err, CoreError::Offline { core: 100_000, .. }),
+            "{err}"
+        );
         assert!(matches!(CorePool::start(&[]), Err(CoreError::Empty)));
     }
 }

@@ -77,7 +77,14 @@ where
     let (ar, aw) = tokio::io::split(accepted);
     let (tr, tw) = tokio::io::split(target);
     let mut up = Pump::new(ar, tw, buffer_size, Side::Accepted, Side::Target, to_target);
-    let mut down = Pump::new(tr, aw, buffer_size, Side::Target, Side::Accepted, from_target);
+    let mut down = Pump::new(
+        tr,
+        aw,
+        buffer_size,
+        Side::Target,
+        Side::Accepted,
+        from_target,
+    );
     let (a, b) = tokio::try_join!(
         poll_fn(|cx| up.poll_run(cx)),
         poll_fn(|cx| down.poll_run(cx))
@@ -177,7 +184,8 @@ impl<'c, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<'c, R, W> {
                 }
             }
             if self.eof && self.ring.is_empty() {
-                ready!(Pin::new(&mut self.dst).poll_shutdown(cx)).map_err(|e| self.write_error(e))?;
+                ready!(Pin::new(&mut self.dst).poll_shutdown(cx))
+                    .map_err(|e| self.write_error(e))?;
                 self.done = true;
                 return Poll::Ready(Ok(self.moved));
             }

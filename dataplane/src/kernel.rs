@@ -94,7 +94,8 @@ impl Engine for KernelEngine {
             options: self.options.clone(),
         });
         let mut streams = Vec::with_capacity(spec.listeners.len());
-        for (index, (listener, target)) in spec.listeners.into_iter().zip(spec.targets).enumerate() {
+        for (index, (listener, target)) in spec.listeners.into_iter().zip(spec.targets).enumerate()
+        {
             listener
                 .set_nonblocking(true)
                 .map_err(|source| EngineError::Listener { index, source })?;
@@ -261,10 +262,7 @@ enum ConnError {
         source: std::io::Error,
     },
     #[error("connecting to target {target} timed out after {after:?}")]
-    ConnectTimeout {
-        target: SocketAddr,
-        after: Duration,
-    },
+    ConnectTimeout { target: SocketAddr, after: Duration },
     #[error("WAN TLS handshake with {peer} failed: {source}")]
     Handshake {
         peer: SocketAddr,
@@ -299,11 +297,24 @@ async fn connect_and_relay(
             let mut accepted = accepted;
             let result = match ctx.kind {
                 EngineKind::Splice => {
-                    splice::relay(&accepted, &dialed, opts.pipe_size, &counters.bytes_to_target,
-                        &counters.bytes_from_target).await
+                    splice::relay(
+                        &accepted,
+                        &dialed,
+                        opts.pipe_size,
+                        &counters.bytes_to_target,
+                        &counters.bytes_from_target,
+                    )
+                    .await
                 }
-                EngineKind::Copy => forward::relay(&mut accepted, &mut dialed, opts.buffer_size,
-                    &counters.bytes_to_target, &counters.bytes_from_target).await.map(drop),
+                EngineKind::Copy => forward::relay(
+                    &mut accepted,
+                    &mut dialed,
+                    opts.buffer_size,
+                    &counters.bytes_to_target,
+                    &counters.bytes_from_target,
+                )
+                .await
+                .map(drop),
             };
             if result.is_err() {
                 reset(&accepted);
@@ -326,8 +337,14 @@ async fn connect_and_relay(
                     return Err(e);
                 }
             };
-            let result = forward::relay(&mut secured, &mut dialed, opts.buffer_size,
-                &counters.bytes_to_target, &counters.bytes_from_target).await;
+            let result = forward::relay(
+                &mut secured,
+                &mut dialed,
+                opts.buffer_size,
+                &counters.bytes_to_target,
+                &counters.bytes_from_target,
+            )
+            .await;
             if result.is_err() {
                 reset(secured.get_ref().0);
                 reset(&dialed);
@@ -347,7 +364,10 @@ async fn connect_and_relay(
                 Ok(Ok(s)) => s,
                 Ok(Err(source)) => {
                     reset(&accepted);
-                    return Err(ConnError::Handshake { peer: target, source });
+                    return Err(ConnError::Handshake {
+                        peer: target,
+                        source,
+                    });
                 }
                 Err(_) => {
                     reset(&accepted);
@@ -355,8 +375,14 @@ async fn connect_and_relay(
                 }
             };
             let mut accepted = accepted;
-            let result = forward::relay(&mut accepted, &mut secured, opts.buffer_size,
-                &counters.bytes_to_target, &counters.bytes_from_target).await;
+            let result = forward::relay(
+                &mut accepted,
+                &mut secured,
+                opts.buffer_size,
+                &counters.bytes_to_target,
+                &counters.bytes_from_target,
+            )
+            .await;
             if result.is_err() {
                 reset(&accepted);
                 reset(secured.get_ref().0);

@@ -30,8 +30,22 @@ pub async fn relay(
         source,
     })?;
     tokio::try_join!(
-        pump(accepted, target, &up_pipe, Side::Accepted, Side::Target, to_target),
-        pump(target, accepted, &down_pipe, Side::Target, Side::Accepted, from_target),
+        pump(
+            accepted,
+            target,
+            &up_pipe,
+            Side::Accepted,
+            Side::Target,
+            to_target
+        ),
+        pump(
+            target,
+            accepted,
+            &down_pipe,
+            Side::Target,
+            Side::Accepted,
+            from_target
+        ),
     )?;
     Ok(())
 }
@@ -53,21 +67,30 @@ async fn pump(
         source,
     };
     let (mut in_pipe, mut moved, mut eof) = (0usize, 0u64, false);
+    // The pipe ran out of buffer slots before its byte capacity (every skb fragment takes a
+    // slot); reading waits until some bytes drained.
+    let mut pipe_full = false;
     loop {
         let mut progressed = false;
-        if !eof && in_pipe < pipe.capacity {
-            // The pipe has room, so EAGAIN can only mean the socket has nothing to read.
+        if !eof && !pipe_full && in_pipe < pipe.capacity {
             match src.try_io(Interest::READABLE, || {
-                splice(src.as_raw_fd(), pipe.write.as_raw_fd(), pipe.capacity - in_pipe)
+                fill_pipe(
+                    src.as_raw_fd(),
+                    pipe.write.as_raw_fd(),
+                    pipe.capacity - in_pipe,
+                )
             }) {
-                Ok(0) => {
+                Ok(Fill::Moved(0)) => {
                     eof = true;
                     progressed = true;
                 }
-                Ok(n) => {
+                Ok(Fill::Moved(n)) => {
                     in_pipe += n;
                     progressed = true;
                 }
+                // With an empty pipe the bytes arrived between splice and peek: try again.
+                Ok(Fill::PipeFull) if in_pipe == 0 => tokio::task::yield_now().await,
+                Ok(Fill::PipeFull) => pipe_full = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(read_err(e)),
             }
@@ -79,6 +102,7 @@ async fn pump(
             }) {
                 Ok(n) => {
                     in_pipe -= n;
+                    pipe_full = false;
                     moved += n as u64;
                     counter.fetch_add(n as u64, Ordering::Relaxed);
                     progressed = true;
@@ -90,18 +114,54 @@ async fn pump(
         if eof && in_pipe == 0 {
             SockRef::from(dst)
                 .shutdown(Shutdown::Write)
-                .or_else(|e| if e.kind() == io::ErrorKind::NotConnected { Ok(()) } else { Err(e) })
+                .or_else(|e| {
+                    if e.kind() == io::ErrorKind::NotConnected {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
                 .map_err(write_err)?;
             return Ok(moved);
         }
         if !progressed {
-            let want_read = !eof && in_pipe < pipe.capacity;
+            let want_read = !eof && !pipe_full && in_pipe < pipe.capacity;
             let want_write = in_pipe > 0;
             tokio::select! {
                 r = src.readable(), if want_read => r.map_err(read_err)?,
                 r = dst.writable(), if want_write => r.map_err(write_err)?,
             }
         }
+    }
+}
+
+/// Outcome of moving bytes from a socket into the pipe.
+enum Fill {
+    /// Bytes moved; 0 is end of stream.
+    Moved(usize),
+    /// The socket has data but the pipe took none.
+    PipeFull,
+}
+
+/// Splices socket → pipe. EAGAIN is ambiguous here (empty socket, or a pipe out of slots), and
+/// only the first may clear the socket's read readiness, so a 1-byte peek tells them apart.
+fn fill_pipe(socket: RawFd, pipe: RawFd, len: usize) -> io::Result<Fill> {
+    match splice(socket, pipe, len) {
+        Ok(n) => Ok(Fill::Moved(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            let mut byte = 0u8;
+            // SAFETY: a 1-byte buffer we own; MSG_PEEK leaves the data queued.
+            let n = unsafe {
+                libc::recv(
+                    socket,
+                    (&raw mut byte).cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 { Ok(Fill::PipeFull) } else { Err(e) }
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -130,7 +190,11 @@ impl Pipe {
             // Above /proc/sys/fs/pipe-max-size without CAP_SYS_RESOURCE: keep the default.
             // SAFETY: F_GETPIPE_SZ takes no argument; the fd is open.
             let cur = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
-            tracing::debug!(wanted = size, got = cur, "pipe resize refused; using the default size");
+            tracing::debug!(
+                wanted = size,
+                got = cur,
+                "pipe resize refused; using the default size"
+            );
             if cur > 0 { cur as usize } else { 65536 }
         };
         Ok(Self {
@@ -146,7 +210,14 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     // SAFETY: both fds are open for the duration of the call; null offsets mean "use the file
     // position", which is what sockets and pipes require.
     let n = unsafe {
-        libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, flags)
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            flags,
+        )
     };
     if n < 0 {
         Err(io::Error::last_os_error())

@@ -156,7 +156,8 @@ impl ServerCertVerifier for PinnedPeer {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity).map(|()| ServerCertVerified::assertion())
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -196,7 +197,8 @@ impl ClientCertVerifier for PinnedPeer {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity).map(|()| ClientCertVerified::assertion())
+        self.check(end_entity)
+            .map(|()| ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -222,7 +224,6 @@ impl ClientCertVerifier for PinnedPeer {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,7 +237,10 @@ mod tests {
         let (b, _) = session_identity(b"uid-2").unwrap();
         assert_eq!(a1, a2);
         assert_ne!(a1, b);
-        assert!(matches!(session_identity(b""), Err(WanTlsError::EmptySecret)));
+        assert!(matches!(
+            session_identity(b""),
+            Err(WanTlsError::EmptySecret)
+        ));
     }
 
     async fn handshake(server_secret: &[u8], client_secret: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -252,7 +256,10 @@ mod tests {
             Ok::<_, std::io::Error>(())
         });
         let tcp = TcpStream::connect(addr).await?;
-        let mut tls = client.connector().connect(WanTls::server_name(), tcp).await?;
+        let mut tls = client
+            .connector()
+            .connect(WanTls::server_name(), tcp)
+            .await?;
         let mut got = Vec::new();
         let read = tls.read_to_end(&mut got).await;
         let served = srv.await.unwrap();

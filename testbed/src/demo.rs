@@ -17,7 +17,10 @@ pub(crate) fn run(
     reverse_bytes: u64,
     two_step: bool,
 ) -> Result<()> {
-    anyhow::ensure!((1..=64).contains(&streams), "--streams must be between 1 and 64");
+    anyhow::ensure!(
+        (1..=64).contains(&streams),
+        "--streams must be between 1 and 64"
+    );
     require_root()?;
     println!("SciStream-RS two-gateway demo");
     println!(
@@ -42,17 +45,29 @@ pub(crate) fn run(
     };
     println!(
         "  {} set up {streams} streams in {:.1} ms; WAN leg: {}",
-        if two_step { "s2uc inbound-request + outbound-request" } else { "s2uc connect" },
+        if two_step {
+            "s2uc inbound-request + outbound-request"
+        } else {
+            "s2uc connect"
+        },
         session.setup_ms,
         session.wan_security
     );
-    let listeners: Vec<String> = session.cons_listeners.iter().map(ToString::to_string).collect();
+    let listeners: Vec<String> = session
+        .cons_listeners
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     println!("  consumer app connects to {}", listeners.join(", "));
     let t = scenario.transfer(&session, &ports, bytes, reverse_bytes, SEED)?;
     let status = scenario.status(&session, "gn2")?;
     let counted: u64 = status["streams"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s["bytes_from_target"].as_u64()).sum())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["bytes_from_target"].as_u64())
+                .sum()
+        })
         .unwrap_or(0);
     println!(
         "  streamed {streams} x {} producer -> consumer and {streams} x {} back in {:.2} s",
@@ -60,7 +75,10 @@ pub(crate) fn run(
         human(reverse_bytes),
         t.elapsed_secs
     );
-    println!("  goodput producer -> consumer: {:.2} Gbit/s (aggregate)", t.goodput_down_gbps);
+    println!(
+        "  goodput producer -> consumer: {:.2} Gbit/s (aggregate)",
+        t.goodput_down_gbps
+    );
     println!(
         "  integrity: SHA-256 equal on all {} stream directions; GN2 counted {} to the consumer",
         2 * streams,
@@ -80,5 +98,9 @@ fn human(b: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if v.fract() == 0.0 { format!("{v:.0} {}", UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
+    if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

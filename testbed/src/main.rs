@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
+use testbed::scenario::ScenarioOptions;
 use testbed::topology::{DEFAULT_MTU, DEFAULT_PREFIX, Host, Topology};
 use testbed::traffic::{self, TransferReport};
 use testbed::units::parse_size;
-use testbed::scenario::ScenarioOptions;
 
 mod demo;
 

@@ -153,8 +153,10 @@ impl Scenario {
             gn2: None,
             topo,
         };
-        scenario.gn1 = Some(scenario.spawn_gateway(Host::Gn1, "gn1", GN1_WAN_IP.into(), GN1_CTL_IP.into())?);
-        scenario.gn2 = Some(scenario.spawn_gateway(Host::Gn2, "gn2", GN2_LAN_IP.into(), GN2_CTL_IP.into())?);
+        scenario.gn1 =
+            Some(scenario.spawn_gateway(Host::Gn1, "gn1", GN1_WAN_IP.into(), GN1_CTL_IP.into())?);
+        scenario.gn2 =
+            Some(scenario.spawn_gateway(Host::Gn2, "gn2", GN2_LAN_IP.into(), GN2_CTL_IP.into())?);
         scenario.wait_gateways()?;
         Ok(scenario)
     }
@@ -189,14 +191,19 @@ impl Scenario {
         if self.options.wan_plaintext {
             cmd.arg("--wan_plaintext");
         }
-        cmd.spawn().with_context(|| format!("starting s2cs on {name}"))
+        cmd.spawn()
+            .with_context(|| format!("starting s2cs on {name}"))
     }
 
     fn wait_gateways(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         for (name, ip) in [("gn1", GN1_CTL_IP), ("gn2", GN2_CTL_IP)] {
             loop {
-                let child = if name == "gn1" { &mut self.gn1 } else { &mut self.gn2 };
+                let child = if name == "gn1" {
+                    &mut self.gn1
+                } else {
+                    &mut self.gn2
+                };
                 if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                     bail!("s2cs on {name} exited ({status}):\n{}", self.log(name));
                 }
@@ -227,7 +234,9 @@ impl Scenario {
 
     /// `s2uc` on the control host, with the token and the certificate of gateway `cert_of`.
     pub fn s2uc(&self, cert_of: &str) -> Command {
-        let mut cmd = self.topo.command(Host::Ctl, self.options.bin_dir.join("s2uc"));
+        let mut cmd = self
+            .topo
+            .command(Host::Ctl, self.options.bin_dir.join("s2uc"));
         cmd.arg("--token-file")
             .arg(self.work.join("user.token"))
             .arg("--server_cert")
@@ -238,9 +247,14 @@ impl Scenario {
 
     /// `s2uc connect`: one command sets up both gateways.
     pub fn connect(&self, num_conn: usize, prod_ports: &[u16]) -> Result<Session> {
-        let targets: Vec<String> = prod_ports.iter().map(|p| format!("{PROD_APP_IP}:{p}")).collect();
+        let targets: Vec<String> = prod_ports
+            .iter()
+            .map(|p| format!("{PROD_APP_IP}:{p}"))
+            .collect();
         let uid_file = self.work.join("session.uid");
-        let mut cmd = self.topo.command(Host::Ctl, self.options.bin_dir.join("s2uc"));
+        let mut cmd = self
+            .topo
+            .command(Host::Ctl, self.options.bin_dir.join("s2uc"));
         cmd.arg("--token-file")
             .arg(self.work.join("user.token"))
             .arg("connect")
@@ -331,7 +345,11 @@ impl Scenario {
 
     /// `s2uc status --json` of the session on gateway `gn1` or `gn2`.
     pub fn status(&self, session: &Session, gateway: &str) -> Result<serde_json::Value> {
-        let ip = if gateway == "gn1" { GN1_CTL_IP } else { GN2_CTL_IP };
+        let ip = if gateway == "gn1" {
+            GN1_CTL_IP
+        } else {
+            GN2_CTL_IP
+        };
         let out = output_ok(
             self.s2uc(gateway)
                 .arg("status")
@@ -346,12 +364,25 @@ impl Scenario {
     /// Runs the producer app on `prod_ports` and the consumer app against the session's
     /// listeners, `down` bytes per stream producer → consumer and `up` bytes back, and checks
     /// every stream's SHA-256 in both directions.
-    pub fn transfer(&self, session: &Session, prod_ports: &[u16], down: u64, up: u64, seed: u64) -> Result<Transfer> {
-        let listen: Vec<String> = prod_ports.iter().map(|p| format!("{PROD_APP_IP}:{p}")).collect();
+    pub fn transfer(
+        &self,
+        session: &Session,
+        prod_ports: &[u16],
+        down: u64,
+        up: u64,
+        seed: u64,
+    ) -> Result<Transfer> {
+        let listen: Vec<String> = prod_ports
+            .iter()
+            .map(|p| format!("{PROD_APP_IP}:{p}"))
+            .collect();
         // Every producer listener serves as many connections as streams map onto it.
         let n = session.cons_listeners.len();
         let conns = n.div_ceil(prod_ports.len());
-        ensure!(n % prod_ports.len() == 0, "streams ({n}) must be a multiple of producer ports");
+        ensure!(
+            n.is_multiple_of(prod_ports.len()),
+            "streams ({n}) must be a multiple of producer ports"
+        );
         let mut producer = self
             .topo
             .command(Host::Prod, self.options.bin_dir.join("s2testbed"))
@@ -378,7 +409,11 @@ impl Scenario {
                 );
             }
         }
-        let connect: Vec<String> = session.cons_listeners.iter().map(ToString::to_string).collect();
+        let connect: Vec<String> = session
+            .cons_listeners
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let started = Instant::now();
         let consumer_out = output_ok(
             self.topo
@@ -409,8 +444,16 @@ impl Scenario {
         };
         let producer_reports = parse(&producer_lines)?;
         let consumer_reports = parse(&consumer_out.lines().map(str::to_owned).collect::<Vec<_>>())?;
-        ensure!(consumer_reports.len() == n, "{} consumer reports for {n} streams", consumer_reports.len());
-        ensure!(producer_reports.len() == n, "{} producer reports for {n} streams", producer_reports.len());
+        ensure!(
+            consumer_reports.len() == n,
+            "{} consumer reports for {n} streams",
+            consumer_reports.len()
+        );
+        ensure!(
+            producer_reports.len() == n,
+            "{} producer reports for {n} streams",
+            producer_reports.len()
+        );
         // Consumer stream i reaches producer listener i mod ports (targets are cycled); the
         // producer's reports per listener may come in any order, so compare as multisets.
         for c in &consumer_reports {
@@ -419,11 +462,18 @@ impl Scenario {
             ensure!(
                 c.received_bytes == down && c.received_sha256 == want,
                 "stream {}: consumer got {} bytes with SHA-256 {}, expected {down} bytes with {want}",
-                c.stream, c.received_bytes, c.received_sha256
+                c.stream,
+                c.received_bytes,
+                c.received_sha256
             );
         }
-        let mut want_up: Vec<String> = (0..n).map(|i| expected_sha256(consumer_seed(seed, i), up)).collect();
-        let mut got_up: Vec<String> = producer_reports.iter().map(|p| p.received_sha256.clone()).collect();
+        let mut want_up: Vec<String> = (0..n)
+            .map(|i| expected_sha256(consumer_seed(seed, i), up))
+            .collect();
+        let mut got_up: Vec<String> = producer_reports
+            .iter()
+            .map(|p| p.received_sha256.clone())
+            .collect();
         want_up.sort();
         got_up.sort();
         ensure!(
@@ -497,6 +547,9 @@ fn listeners_line(out: &str) -> Result<Vec<String>> {
 
 fn parse_addrs(list: &[String]) -> Result<Vec<SocketAddr>> {
     list.iter()
-        .map(|s| s.parse().with_context(|| format!("listener '{s}' is not ip:port")))
+        .map(|s| {
+            s.parse()
+                .with_context(|| format!("listener '{s}' is not ip:port"))
+        })
         .collect()
 }

@@ -121,7 +121,9 @@ impl Introspection {
             .form(&[("token", token), ("include", "identity_set")])
             .send()
             .await
-            .map_err(|e| unavailable(format!("introspection at {} failed: {e}", self.config.url)))?;
+            .map_err(|e| {
+                unavailable(format!("introspection at {} failed: {e}", self.config.url))
+            })?;
         let status = response.status();
         if !status.is_success() {
             return Err(unavailable(format!(
@@ -130,9 +132,10 @@ impl Introspection {
                 self.config.url
             )));
         }
-        let body: IntrospectionResponse = response.json().await.map_err(|e| {
-            unavailable(format!("introspection answer is not RFC 7662 JSON: {e}"))
-        })?;
+        let body: IntrospectionResponse = response
+            .json()
+            .await
+            .map_err(|e| unavailable(format!("introspection answer is not RFC 7662 JSON: {e}")))?;
         let invalid = |reason: &str| ControlError::InvalidToken {
             reason: format!("{reason} (scope {})", self.config.required_scope),
         };
@@ -146,17 +149,17 @@ impl Introspection {
         if body.nbf.is_some_and(|nbf| nbf - CLOCK_SLACK_SECS > now) {
             return Err(invalid("the token is not valid yet"));
         }
-        let has_scope = body
-            .scope
-            .as_deref()
-            .is_some_and(|s| s.split_whitespace().any(|x| x == self.config.required_scope));
+        let has_scope = body.scope.as_deref().is_some_and(|s| {
+            s.split_whitespace()
+                .any(|x| x == self.config.required_scope)
+        });
         if !has_scope {
             return Err(invalid("the token lacks the gateway's scope"));
         }
-        if let Some(want) = &self.config.audience {
-            if !body.aud.as_ref().is_some_and(|a| a.contains(want)) {
-                return Err(invalid("the token was not issued for this gateway (aud)"));
-            }
+        if let Some(want) = &self.config.audience
+            && !body.aud.as_ref().is_some_and(|a| a.contains(want))
+        {
+            return Err(invalid("the token was not issued for this gateway (aud)"));
         }
         let name = body
             .username
@@ -231,7 +234,11 @@ mod tests {
                     if let Some(i) = text.find("\r\n\r\n") {
                         let len = text
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
                             .unwrap_or(0);
                         if req.len() >= i + 4 + len || n == 0 {
                             break;
@@ -269,9 +276,15 @@ mod tests {
         let good = format!(
             r#"{{"active":true,"scope":"openid {scope}","aud":["gw-client","x"],"exp":{exp},"username":"alice@example.org","sub":"123"}}"#
         );
-        let wrong_scope = format!(r#"{{"active":true,"scope":"openid","aud":"gw-client","exp":{exp},"sub":"s"}}"#);
-        let wrong_aud = format!(r#"{{"active":true,"scope":"{scope}","aud":"other","exp":{exp},"sub":"s"}}"#);
-        let expired = format!(r#"{{"active":true,"scope":"{scope}","aud":"gw-client","exp":{},"sub":"s"}}"#, unix_now() - 60);
+        let wrong_scope = format!(
+            r#"{{"active":true,"scope":"openid","aud":"gw-client","exp":{exp},"sub":"s"}}"#
+        );
+        let wrong_aud =
+            format!(r#"{{"active":true,"scope":"{scope}","aud":"other","exp":{exp},"sub":"s"}}"#);
+        let expired = format!(
+            r#"{{"active":true,"scope":"{scope}","aud":"gw-client","exp":{},"sub":"s"}}"#,
+            unix_now() - 60
+        );
         let (url, calls, seen) = fake_server(vec![
             ("good", good),
             ("wrongscope", wrong_scope),
@@ -280,14 +293,23 @@ mod tests {
         ])
         .await;
         let v = Introspection::new(config(url)).unwrap();
-        assert_eq!(v.verify("good").await.unwrap(), Identity("alice@example.org".into()));
+        assert_eq!(
+            v.verify("good").await.unwrap(),
+            Identity("alice@example.org".into())
+        );
         // Cached: no second call.
-        assert_eq!(v.verify("good").await.unwrap(), Identity("alice@example.org".into()));
+        assert_eq!(
+            v.verify("good").await.unwrap(),
+            Identity("alice@example.org".into())
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // The request is a basic-auth form POST asking for the identity set.
         let req = seen.lock().unwrap()[0].clone();
         assert!(req.starts_with("POST /introspect"), "{req}");
-        assert!(req.to_ascii_lowercase().contains("authorization: basic "), "{req}");
+        assert!(
+            req.to_ascii_lowercase().contains("authorization: basic "),
+            "{req}"
+        );
         assert!(req.contains("include=identity_set"), "{req}");
         for (tok, why) in [
             ("wrongscope", "scope"),
@@ -296,7 +318,9 @@ mod tests {
             ("unknown", "not active"),
         ] {
             match v.verify(tok).await {
-                Err(ControlError::InvalidToken { reason }) => assert!(reason.contains(why), "{tok}: {reason}"),
+                Err(ControlError::InvalidToken { reason }) => {
+                    assert!(reason.contains(why), "{tok}: {reason}")
+                }
                 other => panic!("{tok}: {other:?}"),
             }
         }

@@ -79,12 +79,12 @@ impl Authenticator {
         };
         let token = bearer_token(metadata)?;
         let identity = verifier.verify(token).await?;
-        if let Some(allowed) = &self.allowed {
-            if !allowed.contains(&identity.0) {
-                return Err(ControlError::NotAllowed {
-                    identity: identity.0,
-                });
-            }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(&identity.0)
+        {
+            return Err(ControlError::NotAllowed {
+                identity: identity.0,
+            });
         }
         Ok(identity)
     }
@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(bearer_token(&md("abc")).unwrap(), "abc");
         assert_eq!(bearer_token(&md("Bearer abc")).unwrap(), "abc");
         assert_eq!(bearer_token(&md("bearer   abc ")).unwrap(), "abc");
-        assert!(matches!(bearer_token(&md("Bearer ")), Err(ControlError::MissingToken)));
+        assert!(matches!(
+            bearer_token(&md("Bearer ")),
+            Err(ControlError::MissingToken)
+        ));
         assert!(matches!(
             bearer_token(&MetadataMap::new()),
             Err(ControlError::MissingToken)

@@ -123,7 +123,10 @@ mod tests {
             Err(TokenFileError::Syntax { line: 1, .. })
         ));
         std::fs::write(&path, "# nothing\n").unwrap();
-        assert!(matches!(StaticTokens::load(&path), Err(TokenFileError::Empty { .. })));
+        assert!(matches!(
+            StaticTokens::load(&path),
+            Err(TokenFileError::Empty { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

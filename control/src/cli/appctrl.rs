@@ -30,7 +30,11 @@ pub enum Command {
         #[arg(default_value = "127.0.0.1")]
         controller_ip: String,
         /// Ports where the producer app listens on CONTROLLER_IP.
-        #[arg(long = "receiver_ports", alias = "receiver-ports", default_value = "5074,5075,5076,37000,47000")]
+        #[arg(
+            long = "receiver_ports",
+            alias = "receiver-ports",
+            default_value = "5074,5075,5076,37000,47000"
+        )]
         receiver_ports: String,
     },
     /// Send the hello for a session.
@@ -44,7 +48,11 @@ pub enum Command {
         #[arg(long)]
         role: String,
         /// PROD: where the producer app listens, host:port comma separated.
-        #[arg(long = "prod-listeners", alias = "prod_listeners", value_delimiter = ',')]
+        #[arg(
+            long = "prod-listeners",
+            alias = "prod_listeners",
+            value_delimiter = ','
+        )]
         prod_listeners: Vec<String>,
     },
 }
@@ -75,9 +83,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if token != "INVALID_TOKEN" {
                 opts.token = Some(token);
             }
-            let ip: std::net::IpAddr = controller_ip
-                .parse()
-                .map_err(|_| anyhow::anyhow!("CONTROLLER_IP '{controller_ip}' must be an IP address"))?;
+            let ip: std::net::IpAddr = controller_ip.parse().map_err(|_| {
+                anyhow::anyhow!("CONTROLLER_IP '{controller_ip}' must be an IP address")
+            })?;
             let listeners = receiver_ports
                 .split(',')
                 .map(|p| Ok(crate::addr::format_host_port(ip, p.trim().parse()?)))
@@ -89,7 +97,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             s2cs,
             role,
             prod_listeners,
-        } => (secret::read_secret_arg("uid", &uid)?, s2cs, role, prod_listeners),
+        } => (
+            secret::read_secret_arg("uid", &uid)?,
+            s2cs,
+            role,
+            prod_listeners,
+        ),
     };
     let c = client::connect(&s2cs, &opts).await?;
     let is_prod = role.eq_ignore_ascii_case("PROD");
@@ -100,4 +113,3 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

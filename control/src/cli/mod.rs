@@ -8,7 +8,11 @@ pub mod s2uc;
 
 /// Logging for the binaries: `RUST_LOG` wins; otherwise info, or debug with `-v`.
 pub fn init_logging(verbose: bool) {
-    let default = if verbose { "debug,h2=info,hyper=info,tower=info,rustls=info" } else { "info" };
+    let default = if verbose {
+        "debug,h2=info,hyper=info,tower=info,rustls=info"
+    } else {
+        "info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -31,9 +31,17 @@ pub enum Command {
         /// Names the certificate is valid for: the address(es) clients use to reach s2cs.
         #[arg(long = "ip", alias = "name", value_delimiter = ',', required = true)]
         names: Vec<String>,
-        #[arg(long = "server_crt", alias = "server-crt", default_value = "server.crt")]
+        #[arg(
+            long = "server_crt",
+            alias = "server-crt",
+            default_value = "server.crt"
+        )]
         server_crt: PathBuf,
-        #[arg(long = "server_key", alias = "server-key", default_value = "server.key")]
+        #[arg(
+            long = "server_key",
+            alias = "server-key",
+            default_value = "server.key"
+        )]
         server_key: PathBuf,
     },
 }
@@ -131,7 +139,12 @@ pub struct ServeArgs {
     #[arg(long = "client_id", alias = "client-id")]
     pub client_id: Option<String>,
     /// The client secret. Visible in `ps`: prefer --client_secret_file or S2CS_CLIENT_SECRET.
-    #[arg(long = "client_secret", alias = "client-secret", env = "S2CS_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "client_secret",
+        alias = "client-secret",
+        env = "S2CS_CLIENT_SECRET",
+        hide_env_values = true
+    )]
     pub client_secret: Option<String>,
     /// File holding the client secret.
     #[arg(long = "client_secret_file", alias = "client-secret-file")]
@@ -143,7 +156,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub scope: Option<String>,
     /// Identities allowed to use this gateway (default: any verified identity).
-    #[arg(long = "allowed_identities", alias = "allowed-identities", value_delimiter = ',')]
+    #[arg(
+        long = "allowed_identities",
+        alias = "allowed-identities",
+        value_delimiter = ','
+    )]
     pub allowed_identities: Option<Vec<String>>,
     /// Directory for the daemon's pid file (one daemon per directory and port).
     #[arg(long = "state_dir", alias = "state-dir")]
@@ -166,11 +183,34 @@ impl ServeArgs {
         macro_rules! set_opt {
             ($($field:ident),*) => { $( if self.$field.is_some() { c.$field = self.$field; } )* };
         }
-        set!(listener_ip, control_ip, port, port_range, ssl, server_crt, server_key, engine,
-            buffer_size, pipe_size, allow_sources, hello_timeout, hello_grace, max_num_conn,
-            allowed_identities);
-        set_opt!(advertise_ip, client_ca, cores, token_file, client_id, client_secret_file,
-            introspection_url, scope, state_dir);
+        set!(
+            listener_ip,
+            control_ip,
+            port,
+            port_range,
+            ssl,
+            server_crt,
+            server_key,
+            engine,
+            buffer_size,
+            pipe_size,
+            allow_sources,
+            hello_timeout,
+            hello_grace,
+            max_num_conn,
+            allowed_identities
+        );
+        set_opt!(
+            advertise_ip,
+            client_ca,
+            cores,
+            token_file,
+            client_id,
+            client_secret_file,
+            introspection_url,
+            scope,
+            state_dir
+        );
         if self.nossl {
             c.ssl = false;
         }
@@ -187,7 +227,12 @@ impl ServeArgs {
                  --client_secret_file or S2CS_CLIENT_SECRET"
             );
         }
-        Ok((c, Secrets { client_secret: self.client_secret }))
+        Ok((
+            c,
+            Secrets {
+                client_secret: self.client_secret,
+            },
+        ))
     }
 }
 

@@ -30,10 +30,19 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct ConnArgs {
     /// PEM certificate of the s2cs to trust (default server.crt).
-    #[arg(long = "server_cert", alias = "server-cert", global = true, default_value = "server.crt")]
+    #[arg(
+        long = "server_cert",
+        alias = "server-cert",
+        global = true,
+        default_value = "server.crt"
+    )]
     pub server_cert: PathBuf,
     /// Talk plaintext gRPC, to an s2cs started with --ssl=false.
-    #[arg(long = "insecure-plaintext", alias = "insecure_plaintext", global = true)]
+    #[arg(
+        long = "insecure-plaintext",
+        alias = "insecure_plaintext",
+        global = true
+    )]
     pub plaintext: bool,
     /// Name to verify in the server certificate, if not the address's host.
     #[arg(long = "tls-name", alias = "tls_name", global = true)]
@@ -136,7 +145,12 @@ pub enum Command {
         #[arg(long = "cons-s2cs", alias = "cons_s2cs")]
         cons_s2cs: String,
         /// Where the producer app listens (host:port, comma separated; cycled to num_conn).
-        #[arg(long = "prod-targets", alias = "prod_targets", value_delimiter = ',', required = true)]
+        #[arg(
+            long = "prod-targets",
+            alias = "prod_targets",
+            value_delimiter = ',',
+            required = true
+        )]
         prod_targets: Vec<String>,
         #[arg(long = "num-conn", alias = "num_conn", default_value_t = 5)]
         num_conn: i32,
@@ -150,10 +164,18 @@ pub enum Command {
         cons_server_cert: Option<PathBuf>,
         /// Sources allowed on the producer gateway's listeners (the consumer gateway's WAN
         /// address), comma separated.
-        #[arg(long = "allow-prod-from", alias = "allow_prod_from", value_delimiter = ',')]
+        #[arg(
+            long = "allow-prod-from",
+            alias = "allow_prod_from",
+            value_delimiter = ','
+        )]
         allow_prod_from: Vec<String>,
         /// Sources allowed on the consumer gateway's listeners (the consumer apps).
-        #[arg(long = "allow-cons-from", alias = "allow_cons_from", value_delimiter = ',')]
+        #[arg(
+            long = "allow-cons-from",
+            alias = "allow_cons_from",
+            value_delimiter = ','
+        )]
         allow_cons_from: Vec<String>,
         #[arg(long = "uid-out", alias = "uid_out")]
         uid_out: Option<PathBuf>,
@@ -220,13 +242,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             receiver_ports,
             uid_out,
         } => {
-            let uid = if mock { MOCK_UID.to_owned() } else { secret::new_uid() };
+            let uid = if mock {
+                MOCK_UID.to_owned()
+            } else {
+                secret::new_uid()
+            };
             let c = client::connect(&s2cs, &opts).await?;
             let app = endpoints(&remote_ip, &receiver_ports)?;
             let resp = req_with_hello(c.clone(), &uid, "PROD", num_conn, rate, "PROD", app).await?;
-            let upd = update(c.clone(), &uid, resp.prod_listeners.clone(), "PROD", "", &[]).await?;
+            let upd = update(
+                c.clone(),
+                &uid,
+                resp.prod_listeners.clone(),
+                "PROD",
+                "",
+                &[],
+            )
+            .await?;
             let file = save_uid(&uid, uid_out)?;
-            println!("session {} (uid saved to {}, 0600)", secret::tag(&uid), file.display());
+            println!(
+                "session {} (uid saved to {}, 0600)",
+                secret::tag(&uid),
+                file.display()
+            );
             println!("wan: {} ({} engine)", upd.wan_security, upd.engine);
             println!("Listeners: {}", upd.listeners.join(","));
             Ok(())
@@ -244,7 +282,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let uid = secret::read_secret_arg("uid", &uid)?;
             let c = client::connect(&s2cs, &opts).await?;
             let hello_targets = endpoints(&remote_ip, &receiver_ports)?;
-            let resp = req_with_hello(c.clone(), &uid, "CONS", num_conn, rate, "CONS", hello_targets).await?;
+            let resp = req_with_hello(
+                c.clone(),
+                &uid,
+                "CONS",
+                num_conn,
+                rate,
+                "CONS",
+                hello_targets,
+            )
+            .await?;
             let targets: Vec<String> = prod_lstn.split(',').map(|s| s.trim().to_owned()).collect();
             let upd = update(c.clone(), &uid, targets, "CONS", "", &[]).await?;
             println!("session {}", secret::tag(&uid));
@@ -260,7 +307,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             scope: _,
             uid_out,
         } => {
-            let uid = if mock { MOCK_UID.to_owned() } else { secret::new_uid() };
+            let uid = if mock {
+                MOCK_UID.to_owned()
+            } else {
+                secret::new_uid()
+            };
             let file = save_uid(&uid, uid_out)?;
             println!(
                 "session {}: uid saved to {} (0600); send the hello with: appctrl hello --uid @{} --s2cs {s2cs} --role PROD --prod-listeners HOST:PORT,...",
@@ -346,8 +397,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "session {} ready in {:.1} ms: {} engine, WAN {}",
                     report.tag, report.setup_ms, report.engine, report.wan_security
                 );
-                println!("producer gateway listeners: {}", report.prod_listeners.join(","));
-                println!("consumer apps connect to:   {}", report.cons_listeners.join(","));
+                println!(
+                    "producer gateway listeners: {}",
+                    report.prod_listeners.join(",")
+                );
+                println!(
+                    "consumer apps connect to:   {}",
+                    report.cons_listeners.join(",")
+                );
                 println!(
                     "uid saved to {} (0600); release with: s2uc release @{} --s2cs {},{}",
                     report.uid_file.display(),
@@ -425,14 +482,44 @@ pub async fn connect(
     let (mut prod_c, mut cons_c) = (prod_c, cons_c);
     let result = async {
         let (prod, cons) = tokio::join!(
-            req_with_hello(prod_c.clone(), &uid, "PROD", plan.num_conn, plan.rate, "PROD", plan.prod_targets.clone()),
-            req_with_hello(cons_c.clone(), &uid, "CONS", plan.num_conn, plan.rate, "CONS", Vec::new()),
+            req_with_hello(
+                prod_c.clone(),
+                &uid,
+                "PROD",
+                plan.num_conn,
+                plan.rate,
+                "PROD",
+                plan.prod_targets.clone()
+            ),
+            req_with_hello(
+                cons_c.clone(),
+                &uid,
+                "CONS",
+                plan.num_conn,
+                plan.rate,
+                "CONS",
+                Vec::new()
+            ),
         );
         let prod = prod.with_context(|| format!("producer gateway {}", plan.prod_s2cs))?;
         let cons = cons.with_context(|| format!("consumer gateway {}", plan.cons_s2cs))?;
         let (pu, cu) = tokio::join!(
-            update(prod_c.clone(), &uid, prod.prod_listeners.clone(), "PROD", &wan_key, &plan.allow_prod_from),
-            update(cons_c.clone(), &uid, prod.listeners.clone(), "CONS", &wan_key, &plan.allow_cons_from),
+            update(
+                prod_c.clone(),
+                &uid,
+                prod.prod_listeners.clone(),
+                "PROD",
+                &wan_key,
+                &plan.allow_prod_from
+            ),
+            update(
+                cons_c.clone(),
+                &uid,
+                prod.listeners.clone(),
+                "CONS",
+                &wan_key,
+                &plan.allow_cons_from
+            ),
         );
         let pu = pu.with_context(|| format!("producer gateway {}", plan.prod_s2cs))?;
         let cu = cu.with_context(|| format!("consumer gateway {}", plan.cons_s2cs))?;
@@ -549,7 +636,10 @@ fn endpoints(ip: &str, ports: &str) -> anyhow::Result<Vec<String>> {
     ports
         .split(',')
         .map(|p| {
-            let p: u16 = p.trim().parse().with_context(|| format!("bad port '{p}' in --receiver_ports"))?;
+            let p: u16 = p
+                .trim()
+                .parse()
+                .with_context(|| format!("bad port '{p}' in --receiver_ports"))?;
             Ok(format!("{host}:{p}"))
         })
         .collect()
@@ -562,7 +652,10 @@ fn save_uid(uid: &str, path: Option<PathBuf>) -> anyhow::Result<PathBuf> {
             let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
             let dir = home.join(".scistream/sessions");
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
             dir.join(format!("{}.uid", secret::tag(uid)))
         }
     };
@@ -600,7 +693,11 @@ fn print_status(s: &proto::SessionStatus) {
         s.state,
         s.num_conn,
         s.engine,
-        if s.wan_security.is_empty() { "-" } else { &s.wan_security },
+        if s.wan_security.is_empty() {
+            "-"
+        } else {
+            &s.wan_security
+        },
         s.age_seconds
     );
     for t in &s.streams {
@@ -614,7 +711,11 @@ fn print_status(s: &proto::SessionStatus) {
             t.active_connections,
             t.total_connections,
             t.rejected_connections,
-            if t.last_error.is_empty() { String::new() } else { format!("  last error: {}", t.last_error) }
+            if t.last_error.is_empty() {
+                String::new()
+            } else {
+                format!("  last error: {}", t.last_error)
+            }
         );
     }
 }

@@ -1,7 +1,11 @@
 //! In-process harness: a real s2cs gateway (real engine, real listeners) served by tonic on a
 //! loopback port, and a client that attaches tokens.
 
-#![allow(dead_code, unreachable_pub, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses a different part of the harness"
+)]
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -117,25 +121,60 @@ impl Client {
         r
     }
 
-    pub async fn req(&self, uid: &str, role: &str, num_conn: i32) -> Result<proto::Response, tonic::Status> {
-        let msg = proto::Request { uid: uid.into(), role: role.into(), num_conn, rate: 10000 };
-        self.inner.clone().req(self.wrap(msg)).await.map(tonic::Response::into_inner)
+    pub async fn req(
+        &self,
+        uid: &str,
+        role: &str,
+        num_conn: i32,
+    ) -> Result<proto::Response, tonic::Status> {
+        let msg = proto::Request {
+            uid: uid.into(),
+            role: role.into(),
+            num_conn,
+            rate: 10000,
+        };
+        self.inner
+            .clone()
+            .req(self.wrap(msg))
+            .await
+            .map(tonic::Response::into_inner)
     }
 
-    pub async fn hello(&self, uid: &str, role: &str, prod: &[&str]) -> Result<proto::AppResponse, tonic::Status> {
+    pub async fn hello(
+        &self,
+        uid: &str,
+        role: &str,
+        prod: &[&str],
+    ) -> Result<proto::AppResponse, tonic::Status> {
         let msg = proto::Hello {
             uid: uid.into(),
             role: role.into(),
             prod_listeners: prod.iter().map(|s| s.to_string()).collect(),
         };
-        self.inner.clone().hello(self.wrap(msg)).await.map(tonic::Response::into_inner)
+        self.inner
+            .clone()
+            .hello(self.wrap(msg))
+            .await
+            .map(tonic::Response::into_inner)
     }
 
-    pub async fn update_with(&self, msg: proto::UpdateTargets) -> Result<proto::Response, tonic::Status> {
-        self.inner.clone().update(self.wrap(msg)).await.map(tonic::Response::into_inner)
+    pub async fn update_with(
+        &self,
+        msg: proto::UpdateTargets,
+    ) -> Result<proto::Response, tonic::Status> {
+        self.inner
+            .clone()
+            .update(self.wrap(msg))
+            .await
+            .map(tonic::Response::into_inner)
     }
 
-    pub async fn update(&self, uid: &str, role: &str, targets: &[&str]) -> Result<proto::Response, tonic::Status> {
+    pub async fn update(
+        &self,
+        uid: &str,
+        role: &str,
+        targets: &[&str],
+    ) -> Result<proto::Response, tonic::Status> {
         self.update_with(proto::UpdateTargets {
             uid: uid.into(),
             role: role.into(),
@@ -146,15 +185,27 @@ impl Client {
     }
 
     pub async fn release(&self, uid: &str) -> Result<proto::Response, tonic::Status> {
-        self.inner.clone().release(self.wrap(proto::Release { uid: uid.into() })).await.map(tonic::Response::into_inner)
+        self.inner
+            .clone()
+            .release(self.wrap(proto::Release { uid: uid.into() }))
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     pub async fn status(&self, uid: &str) -> Result<proto::SessionStatus, tonic::Status> {
-        self.inner.clone().status(self.wrap(proto::StatusRequest { uid: uid.into() })).await.map(tonic::Response::into_inner)
+        self.inner
+            .clone()
+            .status(self.wrap(proto::StatusRequest { uid: uid.into() }))
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     pub async fn list(&self) -> Result<proto::SessionList, tonic::Status> {
-        self.inner.clone().list(self.wrap(proto::ListRequest {})).await.map(tonic::Response::into_inner)
+        self.inner
+            .clone()
+            .list(self.wrap(proto::ListRequest {}))
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// req and hello at once, the way s2uc does it.

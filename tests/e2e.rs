@@ -1,0 +1,203 @@
+//! End to end on the Fig. 5 testbed with real processes: two `s2cs`, `s2uc` on the control
+//! host, producer and consumer apps in their LAN namespaces. Every cell moves
+//! `S2_E2E_BYTES` (default 1 GiB) per stream in *both* directions at once over `num_conn` 5
+//! and checks SHA-256 of every stream direction, then checks the gateways' byte counters and
+//! that release leaves nothing behind.
+
+use e2e::{prefix, require_root, serial, stream_bytes};
+use testbed::scenario::{Scenario, ScenarioOptions, Session};
+use testbed::topology::{GN2_LAN_IP, Host, PROD_APP_IP};
+
+const STREAMS: usize = 5;
+
+#[derive(Clone, Copy)]
+enum Flow {
+    Connect,
+    TwoStep,
+}
+
+fn start(name: &str, engine: &str, plaintext: bool) -> Scenario {
+    require_root();
+    let mut o = ScenarioOptions::new(&prefix(name));
+    o.engine = engine.into();
+    o.wan_plaintext = plaintext;
+    Scenario::start(o).unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"))
+}
+
+fn open(s: &Scenario, flow: Flow, ports: &[u16]) -> Session {
+    match flow {
+        Flow::Connect => s.connect(STREAMS, ports),
+        Flow::TwoStep => s.two_step(STREAMS, ports),
+    }
+    .unwrap_or_else(|e| {
+        panic!(
+            "session set-up failed: {e:#}\ngn1:\n{}\ngn2:\n{}",
+            s.log("gn1"),
+            s.log("gn2")
+        )
+    })
+}
+
+fn sum(status: &serde_json::Value, field: &str) -> u64 {
+    status["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|s| s[field].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn cell(name: &str, flow: Flow, engine: &str, plaintext: bool) {
+    let _serial = serial();
+    let s = start(name, engine, plaintext);
+    let ports: Vec<u16> = (0..STREAMS as u16).map(|i| 7000 + i).collect();
+    let session = open(&s, flow, &ports);
+    assert_eq!(
+        session.wan_security,
+        if plaintext { "plaintext" } else { "tls" }
+    );
+    assert_eq!(session.cons_listeners.len(), STREAMS);
+    assert!(session.cons_listeners.iter().all(|l| l.ip() == GN2_LAN_IP));
+    let bytes = stream_bytes();
+    let t = s
+        .transfer(&session, &ports, bytes, bytes, 7)
+        .unwrap_or_else(|e| {
+            panic!(
+                "transfer failed: {e:#}\ngn1:\n{}\ngn2:\n{}",
+                s.log("gn1"),
+                s.log("gn2")
+            )
+        });
+    eprintln!(
+        "{name}: {STREAMS} x {bytes} B each way in {:.2} s, {:.2} Gbit/s producer->consumer",
+        t.elapsed_secs, t.goodput_down_gbps
+    );
+    let total = bytes * STREAMS as u64;
+    for gw in ["gn1", "gn2"] {
+        let st = s.status(&session, gw).expect("status");
+        assert_eq!(st["state"], "forwarding", "{gw}: {st}");
+        assert_eq!(
+            sum(&st, "bytes_from_target"),
+            total,
+            "{gw} from-target counter: {st}"
+        );
+        assert_eq!(
+            sum(&st, "bytes_to_target"),
+            total,
+            "{gw} to-target counter: {st}"
+        );
+        assert_eq!(sum(&st, "total_connections"), STREAMS as u64, "{gw}: {st}");
+        assert_eq!(sum(&st, "active_connections"), 0, "{gw}: {st}");
+    }
+    // The listeners serve again after the first connections closed (upstream's legacy S2DS
+    // could not): a second, small round on the same session.
+    s.transfer(&session, &ports, 1 << 20, 1 << 20, 8)
+        .expect("second round on the same session");
+    s.release(&session).expect("release");
+    for gw in ["gn1", "gn2"] {
+        let err = s
+            .status(&session, gw)
+            .expect_err("released session must be gone");
+        assert!(format!("{err:#}").contains("NotFound"), "{gw}: {err:#}");
+    }
+    // Ports are closed: nothing listens on the consumer gateway's data address any more.
+    let ss = s
+        .topology()
+        .command(Host::Gn2, "ss")
+        .args(["-Hltn"])
+        .output()
+        .expect("ss");
+    let listening = String::from_utf8_lossy(&ss.stdout);
+    assert!(
+        !listening.contains(&format!("{GN2_LAN_IP}:")),
+        "listeners left after release:\n{listening}"
+    );
+}
+
+#[test]
+fn connect_copy_wan_tls() {
+    cell("ct", Flow::Connect, "copy", false);
+}
+
+#[test]
+fn two_step_copy_wan_tls() {
+    cell("tt", Flow::TwoStep, "copy", false);
+}
+
+#[test]
+fn connect_copy_wan_plaintext() {
+    cell("cp", Flow::Connect, "copy", true);
+}
+
+#[test]
+fn two_step_copy_wan_plaintext() {
+    cell("tp", Flow::TwoStep, "copy", true);
+}
+
+#[test]
+fn connect_splice() {
+    cell("cs", Flow::Connect, "splice", true);
+}
+
+#[test]
+fn two_step_splice() {
+    cell("ts", Flow::TwoStep, "splice", true);
+}
+
+/// iperf3 (control and data connections) through both gateways, both directions.
+#[test]
+fn iperf3_through_the_tunnel() {
+    let _serial = serial();
+    let s = start("ip", "copy", false);
+    let mut server = s
+        .topology()
+        .command(Host::Prod, "iperf3")
+        .args(["-s", "-B", &PROD_APP_IP.to_string(), "-p", "7100"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 is installed (cargo xtask setup)");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let session = s.connect(1, &[7100]).expect("connect");
+    let l = session.cons_listeners[0];
+    for reverse in [false, true] {
+        let mut cmd = s.topology().command(Host::Cons, "iperf3");
+        cmd.args([
+            "-c",
+            &l.ip().to_string(),
+            "-p",
+            &l.port().to_string(),
+            "-t",
+            "2",
+            "-J",
+        ]);
+        if reverse {
+            cmd.arg("-R");
+        }
+        let out = cmd.output().expect("iperf3 client");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "iperf3 output is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        assert!(out.status.success(), "iperf3 failed: {report}");
+        let received = report["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+        let bps = report["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0);
+        eprintln!(
+            "iperf3 reverse={reverse}: {received} bytes, {:.2} Gbit/s",
+            bps / 1e9
+        );
+        assert!(received > 0, "iperf3 moved no data: {report}");
+    }
+    let st = s.status(&session, "gn1").expect("status");
+    assert!(
+        sum(&st, "total_connections") >= 4,
+        "iperf3 opens a control and a data connection per run: {st}"
+    );
+    s.release(&session).expect("release");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -1,0 +1,155 @@
+//! A client built by a different gRPC implementation (Python grpcio, from the upstream wire
+//! definition alone) against a real `s2cs` process, over TLS and over plaintext.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testbed::scenario::default_bin_dir;
+
+fn python_ready() {
+    let ok = Command::new("python3")
+        .args(["-c", "import grpc, grpc_tools"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "python3 with grpcio and grpcio-tools is required: run 'cargo xtask setup' (pip install grpcio grpcio-tools)"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn start_s2cs(dir: &Path, tls: bool) -> (Daemon, u16) {
+    let bin = default_bin_dir().join("s2cs");
+    assert!(
+        bin.exists(),
+        "{} missing: build the workspace first",
+        bin.display()
+    );
+    let port = free_port();
+    let range_start = 30000 + (std::process::id() % 200) as u16 * 100 + if tls { 0 } else { 50 };
+    let mut cmd = Command::new(&bin);
+    cmd.args(["--listener_ip", "127.0.0.1", "--control_ip", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .args([
+            "--port-range",
+            &format!("{range_start}-{}", range_start + 9),
+        ])
+        .arg("--token_file")
+        .arg(dir.join("tokens"))
+        .arg("--server_crt")
+        .arg(dir.join("s.crt"))
+        .arg("--server_key")
+        .arg(dir.join("s.key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if !tls {
+        cmd.arg("--ssl=false");
+    }
+    let daemon = Daemon(cmd.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s2cs did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (daemon, port)
+}
+
+fn prepare(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("s2-interop-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let s2cs = default_bin_dir().join("s2cs");
+    run_ok(
+        Command::new(&s2cs)
+            .args(["cert", "--ip", "127.0.0.1"])
+            .arg("--server_crt")
+            .arg(dir.join("s.crt"))
+            .arg("--server_key")
+            .arg(dir.join("s.key")),
+    );
+    run_ok(
+        Command::new(&s2cs)
+            .args(["token", "new", "--identity", "py"])
+            .arg("--token_file")
+            .arg(dir.join("tokens"))
+            .arg("--token_out")
+            .arg(dir.join("py.token")),
+    );
+    dir
+}
+
+fn python_client(tls: bool) {
+    python_ready();
+    let dir = prepare(if tls { "tls" } else { "plain" });
+    let (_daemon, port) = start_s2cs(&dir, tls);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/upstream_client.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
+        .args(["--s2cs", &format!("127.0.0.1:{port}")])
+        .arg("--token-file")
+        .arg(dir.join("py.token"))
+        .args(["--uid", "1b4e28ba-2fa1-11d2-883f-0016d3cca427"]);
+    if tls {
+        cmd.arg("--cert").arg(dir.join("s.crt"));
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hello_message"], "Sending Prod listeners...");
+    assert_eq!(v["req_listeners"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        v["req_prod_listeners"],
+        serde_json::json!(["127.0.0.1:5074", "127.0.0.1:5075"])
+    );
+    assert_eq!(
+        v["update_prod_listeners"],
+        serde_json::json!(["127.0.0.1:5074", "127.0.0.1:5075", "127.0.0.1:5074"])
+    );
+    assert_eq!(v["update_listeners"], v["req_listeners"]);
+    assert_eq!(v["release_unknown"], "NOT_FOUND");
+    assert_eq!(v["release_no_token"], "UNAUTHENTICATED");
+    assert_eq!(v["release_bearer"], "OK");
+    assert_eq!(v["release_again"], "NOT_FOUND");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn python_grpcio_upstream_client_over_tls() {
+    python_client(true);
+}
+
+#[test]
+fn python_grpcio_upstream_client_over_plaintext() {
+    python_client(false);
+}
