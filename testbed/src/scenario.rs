@@ -165,6 +165,14 @@ impl Scenario {
         &self.topo
     }
 
+    /// Process ids of the two `s2cs` daemons (for CPU accounting).
+    pub fn gateway_pids(&self) -> Vec<u32> {
+        [&self.gn1, &self.gn2]
+            .iter()
+            .filter_map(|c| c.as_ref().map(Child::id))
+            .collect()
+    }
+
     fn spawn_gateway(
         &self,
         host: Host,

@@ -1,0 +1,350 @@
+//! The gateway benchmark: one producer → consumer stream through both gateways, per method and
+//! message size, against direct routing in the same run.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Serialize;
+use testbed::scenario::{Scenario, ScenarioOptions, default_bin_dir};
+use testbed::topology::{GN1_WAN_IP, GN2_LAN_IP, Host, PROD_APP_IP, Topology};
+
+use crate::load::SinkReport;
+use crate::peers::{self, Peer};
+use crate::procstat::{machine_busy_secs, tree_cpu_secs};
+
+const PREFIX: &str = "s2bench";
+const APP_PORT: u16 = 7000;
+const PEER_PORT: u16 = 9000;
+
+pub(crate) struct Plan {
+    pub(crate) methods: Vec<String>,
+    pub(crate) msg_sizes: Vec<u64>,
+    pub(crate) bytes: u64,
+    pub(crate) repeat: usize,
+    pub(crate) setup_runs: usize,
+    pub(crate) out: PathBuf,
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Serialize)]
+struct Sample {
+    gbps: f64,
+    machine_cpu_s_per_gb: f64,
+    gateway_cpu_s_per_gb: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Cell {
+    method: String,
+    msg_size: u64,
+    samples: Vec<Sample>,
+    median_gbps: f64,
+    ratio_to_direct: Option<f64>,
+    median_machine_cpu_s_per_gb: f64,
+    median_gateway_cpu_s_per_gb: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    machine: serde_json::Value,
+    bytes_per_run: u64,
+    repeat: usize,
+    cells: Vec<Cell>,
+    setup_ms: Vec<f64>,
+    setup_ms_median: Option<f64>,
+}
+
+/// The path the consumer uses for a method, and the processes whose CPU counts as gateway.
+struct Path {
+    target: SocketAddr,
+    gateway_pids: Vec<u32>,
+}
+
+pub(crate) fn run(plan: &Plan) -> Result<()> {
+    testbed::require_root()?;
+    let bin = default_bin_dir();
+    ensure!(
+        bin.join("s2bench").exists(),
+        "build the workspace in release mode first"
+    );
+    let mut cells = Vec::new();
+    let mut setup_ms = Vec::new();
+    for method in &plan.methods {
+        eprintln!("== {method}");
+        let dir = std::env::temp_dir().join(format!("s2bench-{method}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let samples_for = |topo: &Topology, path: &Path| -> Result<Vec<Cell>> {
+            let mut out = Vec::new();
+            for &size in &plan.msg_sizes {
+                let mut samples = Vec::new();
+                for r in 0..plan.repeat {
+                    let s = run_once(topo, &bin, path, plan.bytes, size)?;
+                    eprintln!("   {method} msg {size} run {r}: {:.2} Gbit/s", s.gbps);
+                    samples.push(s);
+                }
+                out.push(cell(method, size, samples));
+            }
+            Ok(out)
+        };
+        match method.as_str() {
+            "direct" => {
+                let topo = Topology::with_prefix(PREFIX).up_guarded()?;
+                let path = Path {
+                    target: SocketAddr::new(PROD_APP_IP.into(), APP_PORT),
+                    gateway_pids: Vec::new(),
+                };
+                cells.extend(samples_for(&topo, &path)?);
+            }
+            "copy" | "copy-tls" | "splice" => {
+                let mut o = ScenarioOptions::new(PREFIX);
+                o.engine = if method == "splice" {
+                    "splice".into()
+                } else {
+                    "copy".into()
+                };
+                o.wan_plaintext = method != "copy-tls";
+                let scenario = Scenario::start(o)?;
+                let session = scenario.connect(1, &[APP_PORT])?;
+                let path = Path {
+                    target: session.cons_listeners[0],
+                    gateway_pids: scenario.gateway_pids(),
+                };
+                cells.extend(samples_for(scenario.topology(), &path)?);
+                scenario.release(&session)?;
+                if method == "copy-tls" && plan.setup_runs > 0 {
+                    setup_ms = measure_setup(&scenario, &bin, plan.setup_runs)?;
+                }
+            }
+            other => {
+                let peer =
+                    Peer::parse(other).with_context(|| format!("unknown method '{other}'"))?;
+                let topo = Topology::with_prefix(PREFIX).up_guarded()?;
+                let gn1_listen = SocketAddr::new(GN1_WAN_IP.into(), PEER_PORT);
+                let gn2_listen = SocketAddr::new(GN2_LAN_IP.into(), PEER_PORT);
+                let app = SocketAddr::new(PROD_APP_IP.into(), APP_PORT);
+                let g1 = KillOnDrop(peers::start(peer, &topo, Host::Gn1, gn1_listen, app, &dir)?);
+                let g2 = KillOnDrop(peers::start(
+                    peer,
+                    &topo,
+                    Host::Gn2,
+                    gn2_listen,
+                    gn1_listen,
+                    &dir,
+                )?);
+                let path = Path {
+                    target: gn2_listen,
+                    gateway_pids: vec![g1.0.id(), g2.0.id()],
+                };
+                cells.extend(samples_for(&topo, &path)?);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // Ratios against direct, per message size.
+    for i in 0..cells.len() {
+        let direct = cells
+            .iter()
+            .find(|c| c.method == "direct" && c.msg_size == cells[i].msg_size)
+            .map(|c| c.median_gbps);
+        cells[i].ratio_to_direct = direct
+            .filter(|d| *d > 0.0)
+            .map(|d| cells[i].median_gbps / d);
+    }
+    let report = Report {
+        machine: machine_info(),
+        bytes_per_run: plan.bytes,
+        repeat: plan.repeat,
+        setup_ms_median: median(&setup_ms),
+        setup_ms,
+        cells,
+    };
+    if let Some(parent) = plan.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&plan.out, serde_json::to_string_pretty(&report)?)?;
+    print_markdown(&report);
+    eprintln!("results written to {}", plan.out.display());
+    Ok(())
+}
+
+fn cell(method: &str, msg_size: u64, samples: Vec<Sample>) -> Cell {
+    let pick =
+        |f: fn(&Sample) -> f64| median(&samples.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0);
+    Cell {
+        method: method.into(),
+        msg_size,
+        median_gbps: pick(|s| s.gbps),
+        median_machine_cpu_s_per_gb: pick(|s| s.machine_cpu_s_per_gb),
+        median_gateway_cpu_s_per_gb: pick(|s| s.gateway_cpu_s_per_gb),
+        ratio_to_direct: None,
+        samples,
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_source(
+    topo: &Topology,
+    bin: &std::path::Path,
+    bytes: u64,
+    msg: u64,
+) -> Result<KillOnDrop> {
+    let mut child = topo
+        .command(Host::Prod, bin.join("s2bench"))
+        .arg("source")
+        .args(["--listen", &format!("{PROD_APP_IP}:{APP_PORT}")])
+        .args([
+            "--bytes",
+            &bytes.to_string(),
+            "--msg-size",
+            &msg.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("source stdout")?).read_line(&mut line)?;
+    if line.trim() != "READY" {
+        let _ = child.kill();
+        bail!("the source did not start");
+    }
+    Ok(KillOnDrop(child))
+}
+
+fn sink(topo: &Topology, bin: &std::path::Path, target: SocketAddr) -> Result<SinkReport> {
+    let out = topo
+        .command(Host::Cons, bin.join("s2bench"))
+        .arg("sink")
+        .args(["--connect", &target.to_string()])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "sink failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn run_once(
+    topo: &Topology,
+    bin: &std::path::Path,
+    path: &Path,
+    bytes: u64,
+    msg: u64,
+) -> Result<Sample> {
+    let mut source = spawn_source(topo, bin, bytes, msg)?;
+    let cpu0 = machine_busy_secs();
+    let gw0: f64 = path.gateway_pids.iter().map(|&p| tree_cpu_secs(p)).sum();
+    let report = sink(topo, bin, path.target)?;
+    let cpu1 = machine_busy_secs();
+    let gw1: f64 = path.gateway_pids.iter().map(|&p| tree_cpu_secs(p)).sum();
+    let _ = source.0.wait();
+    ensure!(
+        report.bytes == bytes,
+        "sink got {} of {bytes} bytes",
+        report.bytes
+    );
+    let gb = bytes as f64 / 1e9;
+    Ok(Sample {
+        gbps: bytes as f64 * 8.0 / report.secs / 1e9,
+        machine_cpu_s_per_gb: (cpu1 - cpu0) / gb,
+        gateway_cpu_s_per_gb: (gw1 - gw0) / gb,
+    })
+}
+
+/// `s2uc connect` (both gateways) until the consumer's first byte, `runs` times.
+fn measure_setup(scenario: &Scenario, bin: &std::path::Path, runs: usize) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        let _source = spawn_source(scenario.topology(), bin, 1 << 20, 1 << 20)?;
+        let session = scenario.connect(1, &[APP_PORT])?;
+        let r = sink(scenario.topology(), bin, session.cons_listeners[0])?;
+        out.push(session.setup_ms + r.first_byte_secs.unwrap_or(0.0) * 1e3);
+        scenario.release(&session)?;
+    }
+    eprintln!(
+        "   session set-up (connect → first byte): median {:.1} ms",
+        median(&out).unwrap_or(0.0)
+    );
+    Ok(out)
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some(if s.len() % 2 == 1 {
+        s[s.len() / 2]
+    } else {
+        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
+    })
+}
+
+fn machine_info() -> serde_json::Value {
+    let sh = |c: &str| {
+        Command::new("sh")
+            .args(["-c", c])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+        "cores": sh("nproc"),
+        "kernel": sh("uname -r"),
+        "date": sh("date -u +%FT%TZ"),
+    })
+}
+
+fn print_markdown(r: &Report) {
+    println!(
+        "| method | msg size | Gbit/s (median of {}) | × direct | CPU-s/GB machine | CPU-s/GB gateways |",
+        r.repeat
+    );
+    println!("|---|---|---|---|---|---|");
+    for c in &r.cells {
+        println!(
+            "| {} | {} | {:.2} | {} | {:.2} | {} |",
+            c.method,
+            size(c.msg_size),
+            c.median_gbps,
+            c.ratio_to_direct.map_or("—".into(), |x| format!("{x:.2}")),
+            c.median_machine_cpu_s_per_gb,
+            if c.method == "direct" {
+                "—".into()
+            } else {
+                format!("{:.2}", c.median_gateway_cpu_s_per_gb)
+            }
+        );
+    }
+    if let Some(m) = r.setup_ms_median {
+        println!(
+            "\nsession set-up, s2uc connect → first byte at the consumer: median {m:.1} ms over {} runs",
+            r.setup_ms.len()
+        );
+    }
+}
+
+fn size(b: u64) -> String {
+    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
+        format!("{} MiB", b >> 20)
+    } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
+        format!("{} KiB", b >> 10)
+    } else {
+        format!("{b} B")
+    }
+}

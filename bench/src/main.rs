@@ -1,0 +1,109 @@
+//! `s2bench`: benchmark harness. For now one suite, `gateways` (the Foundation issue's
+//! benchmark); the paper's pub/sub matrix comes with its own issue.
+//!
+//! - `s2bench source` / `s2bench sink`: a bulk sender writing fixed-size messages and a receiver
+//!   that reports bytes and times as JSON (no hashing: the end-to-end tests verify integrity;
+//!   here every cycle should go to moving bytes).
+//! - `s2bench gateways`: on the testbed, producer → GN1 → GN2 → consumer for each method (direct
+//!   routing, SciStream-RS `copy` plaintext and TLS, `splice`, haproxy, nginx stream, socat) and
+//!   message size, repeated; reports goodput, ratio to direct, CPU-seconds per GB (whole machine
+//!   and gateway processes) and the session set-up time.
+
+mod gateways;
+mod load;
+mod peers;
+mod procstat;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use testbed::parse_size;
+
+/// SciStream-RS benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "s2bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Listen, print READY, accept one connection, write BYTES in MSG_SIZE writes, close.
+    Source {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, value_parser = parse_size)]
+        bytes: u64,
+        #[arg(long = "msg-size", value_parser = parse_size, default_value = "1M")]
+        msg_size: u64,
+    },
+    /// Connect (retrying for 10 s), read to EOF, print a JSON report.
+    Sink {
+        #[arg(long)]
+        connect: SocketAddr,
+        #[arg(long = "buf", value_parser = parse_size, default_value = "1M")]
+        buf: u64,
+    },
+    /// The gateway benchmark on the testbed (needs root and the peer proxies installed).
+    Gateways {
+        /// Methods, comma separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "direct,copy,copy-tls,splice,haproxy,nginx,socat"
+        )]
+        methods: Vec<String>,
+        /// Message (write) sizes, comma separated.
+        #[arg(long = "msg-sizes", value_delimiter = ',', value_parser = parse_size, default_value = "4K,1M")]
+        msg_sizes: Vec<u64>,
+        /// Bytes per run.
+        #[arg(long, value_parser = parse_size, default_value = "2G")]
+        bytes: u64,
+        /// Runs per cell (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Session set-ups to time (s2uc connect → first byte at the consumer).
+        #[arg(long = "setup-runs", default_value_t = 20)]
+        setup_runs: usize,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "results/bench-gateways.json")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Source {
+            listen,
+            bytes,
+            msg_size,
+        } => load::source(listen, bytes, msg_size as usize),
+        Command::Sink { connect, buf } => load::sink(connect, buf as usize),
+        Command::Gateways {
+            methods,
+            msg_sizes,
+            bytes,
+            repeat,
+            setup_runs,
+            out,
+        } => gateways::run(&gateways::Plan {
+            methods,
+            msg_sizes,
+            bytes,
+            repeat,
+            setup_runs,
+            out,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("s2bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
