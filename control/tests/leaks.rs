@@ -73,7 +73,7 @@ async fn sessions_with_traffic_resets_and_failures_leak_nothing() {
     };
 
     // Warm-up round so lazily created runtime resources exist before counting.
-    let l = session_round(&c, "warm", &[echo_addr.clone()]).await;
+    let l = session_round(&c, "warm", std::slice::from_ref(&echo_addr)).await;
     assert_eq!(exchange(l).await.unwrap(), 100_000);
     c.release("warm").await.unwrap();
     let (fds, threads) = (common::fd_count(), common::thread_count());
@@ -95,7 +95,7 @@ async fn sessions_with_traffic_resets_and_failures_leak_nothing() {
     // Also sessions released while a connection is open and idle.
     for i in 0..5 {
         let uid = format!("open-{i}");
-        let l = session_round(&c, &uid, &[echo_addr.clone()]).await;
+        let l = session_round(&c, &uid, std::slice::from_ref(&echo_addr)).await;
         let s = TcpStream::connect(&l).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while c.status(&uid).await.unwrap().streams[0].active_connections == 0 {
