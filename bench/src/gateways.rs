@@ -25,6 +25,7 @@ pub(crate) struct Plan {
     pub(crate) bytes: u64,
     pub(crate) repeat: usize,
     pub(crate) setup_runs: usize,
+    pub(crate) cores: Option<(String, String)>,
     pub(crate) out: PathBuf,
 }
 
@@ -107,6 +108,7 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
                     "copy".into()
                 };
                 o.wan_plaintext = method != "copy-tls";
+                o.cores = plan.cores.clone();
                 let scenario = Scenario::start(o)?;
                 let session = scenario.connect(1, &[APP_PORT])?;
                 let path = Path {

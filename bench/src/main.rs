@@ -68,6 +68,12 @@ enum Command {
         /// Session set-ups to time (s2uc connect → first byte at the consumer).
         #[arg(long = "setup-runs", default_value_t = 20)]
         setup_runs: usize,
+        /// Pin the SciStream-RS gateways' data paths: GN1 on these cores, e.g. 0.
+        #[arg(long = "gn1-cores")]
+        gn1_cores: Option<String>,
+        /// Pin GN2's data path on these cores, e.g. 1.
+        #[arg(long = "gn2-cores")]
+        gn2_cores: Option<String>,
         /// Where to write the JSON results.
         #[arg(long, default_value = "results/bench-gateways.json")]
         out: PathBuf,
@@ -89,6 +95,8 @@ fn main() -> ExitCode {
             bytes,
             repeat,
             setup_runs,
+            gn1_cores,
+            gn2_cores,
             out,
         } => gateways::run(&gateways::Plan {
             methods,
@@ -96,6 +104,7 @@ fn main() -> ExitCode {
             bytes,
             repeat,
             setup_runs,
+            cores: gn1_cores.zip(gn2_cores),
             out,
         }),
     };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use dataplane::{AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions};
+use dataplane::{AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions, Pinning};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 
 use crate::auth::Authenticator;
@@ -63,13 +63,15 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
         pipe_size: parse_size(&cfg.pipe_size).map_err(anyhow::Error::msg)?,
         ..KernelOptions::default()
     };
-    let cores = cfg
-        .cores
-        .clone()
-        .unwrap_or_else(dataplane::cores::online_cores);
-    let pool = Arc::new(CorePool::start(&cores)?);
+    // Pin only where the operator chose cores; otherwise one floating loop per online core.
+    let (cores, pinning) = match &cfg.cores {
+        Some(c) => (c.clone(), Pinning::Pinned),
+        None => (dataplane::cores::online_cores(), Pinning::Floating),
+    };
+    let pool = Arc::new(CorePool::start(&cores, pinning)?);
     tracing::info!(
         ?cores,
+        ?pinning,
         buffer_size = options.buffer_size,
         "data-path event loops started"
     );
@@ -190,7 +192,16 @@ pub async fn run(cfg: Config, secrets: Secrets) -> anyhow::Result<()> {
     let listener = bind_control(addr)?;
     let local = listener.local_addr()?;
     tracing::info!(%local, tls = cfg.ssl, version = crate::VERSION, "s2cs listening");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small gRPC frames must not wait for delayed ACKs (Nagle): 40 ms per round trip otherwise.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            if let Ok(c) = &conn {
+                let _ = c.set_nodelay(true);
+            }
+            conn
+        },
+    );
     let service = ControlService::new(gateway.clone()).into_server();
     builder
         .add_service(service)

@@ -1,6 +1,8 @@
-//! Per-core event loops: one OS thread per configured core, pinned with `sched_setaffinity`,
-//! each running a single-threaded tokio runtime. A stream is placed on one loop and all its work
-//! (accepting, dialing, relaying) stays there, so a stream never migrates between cores.
+//! Per-core event loops: one OS thread per core, each running a single-threaded tokio runtime.
+//! A stream is placed on one loop and all its work (accepting, dialing, relaying) stays there.
+//! With [`Pinning::Pinned`] each thread is bound to its core with `sched_setaffinity` (the
+//! operator chose the cores); with [`Pinning::Floating`] the kernel schedules the threads, which
+//! is the right default when the gateway shares its cores with other processes.
 
 use std::io;
 use std::thread::JoinHandle;
@@ -39,9 +41,16 @@ pub enum CoreError {
     },
 }
 
+/// Whether loop threads are bound to their cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinning {
+    Pinned,
+    Floating,
+}
+
 impl CorePool {
-    /// Starts one pinned loop per entry of `cores` (duplicates allowed: two loops on one core).
-    pub fn start(cores: &[usize]) -> Result<Self, CoreError> {
+    /// Starts one loop per entry of `cores` (duplicates allowed: two loops on one core).
+    pub fn start(cores: &[usize], pinning: Pinning) -> Result<Self, CoreError> {
         if cores.is_empty() {
             return Err(CoreError::Empty);
         }
@@ -59,7 +68,9 @@ impl CorePool {
             let thread = std::thread::Builder::new()
                 .name(format!("s2ds-core{core}"))
                 .spawn(move || {
-                    if let Err(e) = pin_current_thread(core) {
+                    if pinning == Pinning::Pinned
+                        && let Err(e) = pin_current_thread(core)
+                    {
                         tracing::warn!(core, error = %e, "could not pin data-path thread; running unpinned");
                     }
                     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -166,7 +177,7 @@ mod tests {
     #[test]
     fn loops_run_tasks_and_stop_cleanly() {
         let cores = online_cores();
-        let pool = CorePool::start(&cores).unwrap();
+        let pool = CorePool::start(&cores, Pinning::Pinned).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         for i in 0..pool.len() {
             let tx = tx.clone();
@@ -182,11 +193,14 @@ mod tests {
 
     #[test]
     fn offline_core_is_refused_with_the_online_list() {
-        let err = CorePool::start(&[100_000]).unwrap_err();
+        let err = CorePool::start(&[100_000], Pinning::Pinned).unwrap_err();
         assert!(
             matches!(err, CoreError::Offline { core: 100_000, .. }),
             "{err}"
         );
-        assert!(matches!(CorePool::start(&[]), Err(CoreError::Empty)));
+        assert!(matches!(
+            CorePool::start(&[], Pinning::Floating),
+            Err(CoreError::Empty)
+        ));
     }
 }

@@ -20,7 +20,7 @@ pub mod stats;
 pub mod wan_tls;
 
 pub use allow::AllowList;
-pub use cores::CorePool;
+pub use cores::{CorePool, Pinning};
 pub use engine::{Engine, EngineError, EngineKind, Proxy, ProxySpec, WanSecurity, WanSide};
 pub use kernel::{KernelEngine, KernelOptions};
 pub use stats::StreamStats;

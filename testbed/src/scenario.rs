@@ -36,6 +36,8 @@ pub struct ScenarioOptions {
     pub bin_dir: PathBuf,
     /// Extra `s2cs` options for both gateways.
     pub s2cs_args: Vec<String>,
+    /// `--cores` of GN1 and GN2 (default: all online cores on both).
+    pub cores: Option<(String, String)>,
 }
 
 impl ScenarioOptions {
@@ -47,6 +49,7 @@ impl ScenarioOptions {
             wan_plaintext: false,
             bin_dir: default_bin_dir(),
             s2cs_args: Vec::new(),
+            cores: None,
         }
     }
 }
@@ -198,6 +201,9 @@ impl Scenario {
             .stderr(log);
         if self.options.wan_plaintext {
             cmd.arg("--wan_plaintext");
+        }
+        if let Some((gn1, gn2)) = &self.options.cores {
+            cmd.args(["--cores", if host == Host::Gn1 { gn1 } else { gn2 }]);
         }
         cmd.spawn()
             .with_context(|| format!("starting s2cs on {name}"))

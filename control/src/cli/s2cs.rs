@@ -105,7 +105,8 @@ pub struct ServeArgs {
     /// path is built in; use --engine.
     #[arg(long = "type", short = 't')]
     pub proxy_type: Option<String>,
-    /// Cores for the data-path event loops, e.g. 2,3 (default: all online cores).
+    /// Pin the data-path event loops to these cores, e.g. 2,3 (default: one unpinned loop per
+    /// online core).
     #[arg(long, value_delimiter = ',')]
     pub cores: Option<Vec<usize>>,
     /// copy engine: bytes buffered per direction per connection (default 4M).
