@@ -45,7 +45,8 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-fn start_s2cs(dir: &Path, tls: bool) -> (Daemon, u16) {
+/// Starts s2cs on loopback; `slot` keeps the port ranges of concurrent tests apart.
+fn start_s2cs(dir: &Path, tls: bool, slot: u16) -> (Daemon, u16) {
     let bin = default_bin_dir().join("s2cs");
     assert!(
         bin.exists(),
@@ -53,7 +54,7 @@ fn start_s2cs(dir: &Path, tls: bool) -> (Daemon, u16) {
         bin.display()
     );
     let port = free_port();
-    let range_start = 30000 + (std::process::id() % 200) as u16 * 100 + if tls { 0 } else { 50 };
+    let range_start = 30000 + (std::process::id() % 100) as u16 * 200 + slot * 20;
     let mut cmd = Command::new(&bin);
     cmd.args(["--listener_ip", "127.0.0.1", "--control_ip", "127.0.0.1"])
         .args(["--port", &port.to_string()])
@@ -108,7 +109,7 @@ fn prepare(name: &str) -> PathBuf {
 fn python_client(tls: bool) {
     python_ready();
     let dir = prepare(if tls { "tls" } else { "plain" });
-    let (_daemon, port) = start_s2cs(&dir, tls);
+    let (_daemon, port) = start_s2cs(&dir, tls, u16::from(tls));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/upstream_client.py");
     let mut cmd = Command::new("python3");
     cmd.arg(script)
@@ -152,4 +153,78 @@ fn python_grpcio_upstream_client_over_tls() {
 #[test]
 fn python_grpcio_upstream_client_over_plaintext() {
     python_client(false);
+}
+
+/// Upstream's split flow with our binaries: `s2uc prod-req` waits for a hello that an external
+/// `appctrl mock` (upstream's positional form) sends, then updates.
+#[test]
+fn split_flow_prod_req_and_appctrl_mock() {
+    let dir = prepare("split");
+    let (_daemon, port) = start_s2cs(&dir, true, 2);
+    let s2cs = format!("127.0.0.1:{port}");
+    let bin = default_bin_dir();
+    let uid_file = dir.join("split.uid");
+    let prod_req = Command::new(bin.join("s2uc"))
+        .arg("--server_cert")
+        .arg(dir.join("s.crt"))
+        .arg("--token-file")
+        .arg(dir.join("py.token"))
+        .args(["prod-req", "--num_conn", "2", "--s2cs", &s2cs])
+        .arg("--uid-out")
+        .arg(&uid_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !uid_file.exists() {
+        assert!(Instant::now() < deadline, "prod-req wrote no uid file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let hello = Command::new(bin.join("appctrl"))
+        .arg("--server_cert")
+        .arg(dir.join("s.crt"))
+        .arg("mock")
+        .arg(format!("@{}", uid_file.display()))
+        .arg(&s2cs)
+        .arg(format!("@{}", dir.join("py.token").display()))
+        .args(["PROD", "127.0.0.1", "--receiver_ports", "7001,7002"])
+        .output()
+        .unwrap();
+    assert!(
+        hello.status.success(),
+        "appctrl: {}",
+        String::from_utf8_lossy(&hello.stderr)
+    );
+    assert!(String::from_utf8_lossy(&hello.stdout).contains("Sending Prod listeners..."));
+    let out = prod_req.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prod-req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listeners = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Listeners: "))
+        .expect("listeners line");
+    assert_eq!(listeners.split(',').count(), 2, "{stdout}");
+    // The uid never appears on s2uc's output; only the file holds it.
+    let uid = std::fs::read_to_string(&uid_file).unwrap();
+    assert!(!stdout.contains(uid.trim()), "the uid was printed");
+    let release = Command::new(bin.join("s2uc"))
+        .arg("--server_cert")
+        .arg(dir.join("s.crt"))
+        .arg("--token-file")
+        .arg(dir.join("py.token"))
+        .args(["release", "--s2cs", &s2cs])
+        .arg(format!("@{}", uid_file.display()))
+        .output()
+        .unwrap();
+    assert!(
+        release.status.success(),
+        "release: {}",
+        String::from_utf8_lossy(&release.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -290,3 +290,49 @@ pub fn write_self_signed(names: &[String], crt: &Path, key: &Path) -> anyhow::Re
     crate::secret::write_private(key, &ck.signing_key.serialize_pem())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_daemon_per_state_dir_and_port() {
+        let dir = std::env::temp_dir().join(format!("s2cs-state-{}", std::process::id()));
+        let lock = StateLock::acquire(&dir, 5999).unwrap();
+        // Our own pid is alive, so a second daemon is refused.
+        let err = StateLock::acquire(&dir, 5999)
+            .err()
+            .expect("second lock refused");
+        assert!(err.to_string().contains("another s2cs"), "{err}");
+        // Another port is fine.
+        let other = StateLock::acquire(&dir, 5998).unwrap();
+        drop(lock);
+        drop(other);
+        assert!(!dir.join("s2cs-5999.pid").exists());
+        StateLock::acquire(&dir, 5999).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn auth_must_be_chosen_explicitly() {
+        let cfg = Config::default();
+        let err = build_auth(&cfg, Secrets::default())
+            .err()
+            .expect("no verifier configured");
+        assert!(err.to_string().contains("--no_auth"), "{err}");
+        let both = Config {
+            no_auth: true,
+            client_id: Some("c".into()),
+            ..Config::default()
+        };
+        assert!(build_auth(&both, Secrets::default()).is_err());
+        let missing_secret = Config {
+            client_id: Some("c".into()),
+            ..Config::default()
+        };
+        let err = build_auth(&missing_secret, Secrets::default())
+            .err()
+            .expect("secret required");
+        assert!(err.to_string().contains("client secret"), "{err}");
+    }
+}

@@ -295,3 +295,75 @@ pub fn main() -> anyhow::Result<()> {
 fn init_for(cli: &Cli) {
     super::init_logging(cli.serve.verbose);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let mut argv = vec!["s2cs"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+            .unwrap()
+            .serve
+            .into_config()
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn upstream_spellings_and_defaults() {
+        let d = config(&[]);
+        assert_eq!(
+            (d.port, d.port_range.as_str(), d.ssl),
+            (5000, "5100-5200", true)
+        );
+        let c = config(&[
+            "--listener_ip",
+            "192.0.2.1",
+            "--port-range",
+            "6000-6010",
+            "--ssl=False",
+        ]);
+        assert_eq!(c.listener_ip, "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(c.port_range, "6000-6010");
+        assert!(!c.ssl);
+        let c = config(&[
+            "--listener-ip=192.0.2.2",
+            "--port_range=1-2",
+            "--nossl",
+            "-t",
+            "Haproxy",
+        ]);
+        assert_eq!(c.listener_ip, "192.0.2.2".parse::<IpAddr>().unwrap());
+        assert!(!c.ssl);
+        assert!(config(&["--ssl"]).ssl);
+        assert!(Cli::try_parse_from(["s2cs", "--port", "99999"]).is_err());
+        assert!(Cli::try_parse_from(["s2cs", "--listener_ip", "not-an-ip"]).is_err());
+    }
+
+    #[test]
+    fn command_line_overrides_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("s2cs-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s2cs.toml");
+        std::fs::write(
+            &file,
+            "port = 7000\nengine = \"splice\"\nwan_plaintext = true\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c = config(&["--config", path, "--port", "7100"]);
+        assert_eq!(c.port, 7100);
+        assert_eq!(c.engine, "splice");
+        assert!(c.wan_plaintext);
+        std::fs::write(&file, "prot = 1\n").unwrap();
+        let err = Cli::try_parse_from(["s2cs", "--config", path])
+            .unwrap()
+            .serve
+            .into_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
