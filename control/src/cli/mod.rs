@@ -20,3 +20,12 @@ pub fn init_logging(verbose: bool) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Runs a client command (`s2uc`, `appctrl`) on a single-threaded runtime.
+fn run_client(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    init_logging(false);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(command)
+}

@@ -221,12 +221,7 @@ pub struct ConnectReport {
 
 /// Entry point of the `s2uc` binary.
 pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    super::init_logging(false);
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(cli))
+    super::run_client(run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
