@@ -77,9 +77,6 @@ impl Gateway {
                 max: self.settings.max_sessions,
             });
         }
-        if self.registry.get(&r.uid, who).is_ok() {
-            return Err(ControlError::SessionExists);
-        }
         let leases = self.pool.allocate(self.settings.listener_ip, num_conn)?;
         let ports: Vec<u16> = leases.iter().map(|l| l.port).collect();
         let session = Arc::new(Session {
@@ -362,7 +359,7 @@ impl Gateway {
             tag: s.tag.clone(),
             role: s.role.as_wire().into(),
             num_conn: s.num_conn as i32,
-            state: s.state_name(Some(&data)).into(),
+            state: s.state_name(&data).into(),
             listeners: s.listeners.clone(),
             targets: data.targets.clone(),
             engine: self.engine.kind().name().into(),

@@ -95,10 +95,10 @@ pub struct DataPath {
 }
 
 impl Session {
-    pub fn state_name(&self, data: Option<&DataPath>) -> &'static str {
+    pub fn state_name(&self, data: &DataPath) -> &'static str {
         match (&*self.hello.borrow(), data) {
-            (HelloState::Released, _) | (_, Some(DataPath { released: true, .. })) => "released",
-            (_, Some(DataPath { proxy: Some(_), .. })) => "forwarding",
+            (HelloState::Released, _) | (_, DataPath { released: true, .. }) => "released",
+            (_, DataPath { proxy: Some(_), .. }) => "forwarding",
             (HelloState::WaitingForHello, _) => "waiting-for-hello",
             (HelloState::Received { .. }, _) => "ready",
         }
