@@ -47,6 +47,10 @@ fn run_ok(cmd: &mut Command) {
 
 /// Starts s2cs on loopback; `slot` keeps the port ranges of concurrent tests apart.
 fn start_s2cs(dir: &Path, tls: bool, slot: u16) -> (Daemon, u16) {
+    start_s2cs_with(dir, tls, slot, &[])
+}
+
+fn start_s2cs_with(dir: &Path, tls: bool, slot: u16, extra: &[&str]) -> (Daemon, u16) {
     let bin = default_bin_dir().join("s2cs");
     assert!(
         bin.exists(),
@@ -73,6 +77,7 @@ fn start_s2cs(dir: &Path, tls: bool, slot: u16) -> (Daemon, u16) {
     if !tls {
         cmd.arg("--ssl=false");
     }
+    cmd.args(extra);
     let daemon = Daemon(cmd.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -226,5 +231,56 @@ fn split_flow_prod_req_and_appctrl_mock() {
         "release: {}",
         String::from_utf8_lossy(&release.stderr)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An s2cs that requires client certificates (`--client_ca`) refuses a client without one and
+/// serves a client that presents one it trusts.
+#[test]
+fn mtls_control_channel() {
+    let dir = prepare("mtls");
+    let s2cs_bin = default_bin_dir().join("s2cs");
+    run_ok(
+        Command::new(&s2cs_bin)
+            .args(["cert", "--ip", "client.example"])
+            .arg("--server_crt")
+            .arg(dir.join("client.crt"))
+            .arg("--server_key")
+            .arg(dir.join("client.key")),
+    );
+    let (_daemon, port) = start_s2cs_with(
+        &dir,
+        true,
+        3,
+        &["--client_ca", dir.join("client.crt").to_str().unwrap()],
+    );
+    let list = |with_cert: bool| {
+        let mut c = Command::new(default_bin_dir().join("s2uc"));
+        c.arg("--server_cert")
+            .arg(dir.join("s.crt"))
+            .arg("--token-file")
+            .arg(dir.join("py.token"));
+        if with_cert {
+            c.arg("--client-cert")
+                .arg(dir.join("client.crt"))
+                .arg("--client-key")
+                .arg(dir.join("client.key"));
+        }
+        c.args(["list", "--s2cs", &format!("127.0.0.1:{port}")])
+            .output()
+            .unwrap()
+    };
+    let refused = list(false);
+    assert!(
+        !refused.status.success(),
+        "a client without a certificate must be refused"
+    );
+    let served = list(true);
+    assert!(
+        served.status.success(),
+        "mTLS client refused: {}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    assert!(String::from_utf8_lossy(&served.stdout).contains("no sessions"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,6 +22,8 @@ pub struct ClientOptions {
     /// Name to check in the server certificate, if not the host in the address.
     pub tls_name: Option<String>,
     pub token: Option<String>,
+    /// Client certificate and key (PEM) for an s2cs that requires mTLS (`--client_ca`).
+    pub identity: Option<(PathBuf, PathBuf)>,
     pub connect_timeout: Duration,
 }
 
@@ -59,6 +61,16 @@ pub async fn connect(addr: &str, opts: &ClientOptions) -> anyhow::Result<Client>
         let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
         if let Some(name) = &opts.tls_name {
             tls = tls.domain_name(name.clone());
+        }
+        if let Some((cert, key)) = &opts.identity {
+            let read = |p: &PathBuf| {
+                std::fs::read(p)
+                    .with_context(|| format!("reading client certificate file {}", p.display()))
+            };
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                read(cert)?,
+                read(key)?,
+            ));
         }
         endpoint = endpoint.tls_config(tls)?;
     }

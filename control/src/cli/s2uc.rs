@@ -50,6 +50,22 @@ pub struct ConnArgs {
     /// File holding the access token (default ~/.scistream/token); S2UC_TOKEN wins.
     #[arg(long = "token-file", alias = "token_file", global = true)]
     pub token_file: Option<PathBuf>,
+    /// Client certificate (PEM), for an s2cs that requires mTLS.
+    #[arg(
+        long = "client-cert",
+        alias = "client_cert",
+        global = true,
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// Key of --client-cert (PEM).
+    #[arg(
+        long = "client-key",
+        alias = "client_key",
+        global = true,
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
 }
 
 impl ConnArgs {
@@ -59,6 +75,7 @@ impl ConnArgs {
             plaintext: self.plaintext,
             tls_name: self.tls_name.clone(),
             token: client::load_token(self.token_file.as_ref())?,
+            identity: self.client_cert.clone().zip(self.client_key.clone()),
             connect_timeout: Duration::from_secs(10),
         })
     }
