@@ -29,6 +29,7 @@
 //! # scope = "https://auth.globus.org/scopes/<client_id>/scistream"
 //! allowed_identities = []        # empty: any verified identity
 //! # state_dir = "/var/lib/scistream"
+//! # metrics_addr = "127.0.0.1:9464"  # Prometheus GET /metrics (default: off)
 //! ```
 
 use std::net::IpAddr;
@@ -67,6 +68,7 @@ pub struct Config {
     pub scope: Option<String>,
     pub allowed_identities: Vec<String>,
     pub state_dir: Option<PathBuf>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -99,6 +101,7 @@ impl Default for Config {
             scope: None,
             allowed_identities: Vec::new(),
             state_dir: None,
+            metrics_addr: None,
         }
     }
 }

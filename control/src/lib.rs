@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod ports;
 pub mod secret;
 pub mod server;

@@ -202,6 +202,16 @@ pub async fn run(cfg: Config, secrets: Secrets) -> anyhow::Result<()> {
             conn
         },
     );
+    let metrics = match cfg.metrics_addr {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics_addr {addr}"))?;
+            tracing::info!(%addr, "metrics at GET /metrics");
+            Some(tokio::spawn(crate::metrics::serve(l, gateway.clone())))
+        }
+        None => None,
+    };
     let service = ControlService::new(gateway.clone()).into_server();
     builder
         .add_service(service)
@@ -211,6 +221,9 @@ pub async fn run(cfg: Config, secrets: Secrets) -> anyhow::Result<()> {
         sessions = gateway.registry.len(),
         "shutting down; releasing sessions"
     );
+    if let Some(m) = metrics {
+        m.abort();
+    }
     gateway.release_all().await;
     Ok(())
 }

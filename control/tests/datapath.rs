@@ -304,3 +304,52 @@ async fn release_closes_open_connections_and_listeners() {
     h.stop().await;
     drop(app_side);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_expose_sessions_and_stream_counters() {
+    let (addr, app) = producer(pattern(3, 100_000));
+    let (h, c, listener) = single(&[addr.as_str()], &[]).await;
+    let got = tokio::task::spawn_blocking(move || consumer(&listener, vec![9u8; 1234]))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 100_000);
+    assert_eq!(app.join().unwrap().len(), 1234);
+    wait_status(&c, "the connection to close", |s| {
+        s.total_connections == 1 && s.active_connections == 0
+    })
+    .await;
+    let tag = c.status("uid-s").await.unwrap().tag;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let maddr = l.local_addr().unwrap();
+    let server = tokio::spawn(control::metrics::serve(l, h.gateway.clone()));
+    let get = |path: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let mut s = TcpStream::connect(maddr).unwrap();
+            write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).unwrap();
+            body
+        })
+    };
+    let body = get("/metrics").await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    let labels = format!("session=\"{tag}\",role=\"PROD\",stream=\"0\"");
+    for line in [
+        "scistream_sessions 1".to_string(),
+        "scistream_ports_in_use 1".to_string(),
+        format!("scistream_stream_bytes_to_target_total{{{labels}}} 1234"),
+        format!("scistream_stream_bytes_from_target_total{{{labels}}} 100000"),
+        format!("scistream_stream_connections_total{{{labels}}} 1"),
+        format!("scistream_stream_active_connections{{{labels}}} 0"),
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing '{line}' in:\n{body}"
+        );
+    }
+    // The uid itself never appears.
+    assert!(!body.contains("uid-s"));
+    assert!(get("/other").await.unwrap().starts_with("HTTP/1.1 404"));
+    server.abort();
+    h.stop().await;
+}

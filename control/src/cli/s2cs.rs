@@ -166,6 +166,9 @@ pub struct ServeArgs {
     /// Directory for the daemon's pid file (one daemon per directory and port).
     #[arg(long = "state_dir", alias = "state-dir")]
     pub state_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 127.0.0.1:9464.
+    #[arg(long = "metrics_addr", alias = "metrics-addr")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Debug logging.
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -210,7 +213,8 @@ impl ServeArgs {
             client_secret_file,
             introspection_url,
             scope,
-            state_dir
+            state_dir,
+            metrics_addr
         );
         if self.nossl {
             c.ssl = false;

@@ -1,0 +1,123 @@
+//! Prometheus text exposition (`GET /metrics`) of a gateway: sessions, the port pool and every
+//! stream's counters, labelled by the non-secret session tag. Served on `--metrics_addr`, off
+//! by default; bind it to a management address.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::service::Gateway;
+
+/// Renders the current metrics.
+pub async fn render(gateway: &Gateway) -> String {
+    let mut out = String::new();
+    let sessions = gateway.registry.all();
+    let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge(
+        &mut out,
+        "scistream_sessions",
+        "Sessions on this gateway.",
+        sessions.len() as u64,
+    );
+    gauge(
+        &mut out,
+        "scistream_ports_in_use",
+        "Listener ports handed out from the pool.",
+        gateway.pool.in_use() as u64,
+    );
+    let families = [
+        (
+            "scistream_stream_bytes_to_target_total",
+            "counter",
+            "Bytes forwarded from the listener side to the target.",
+        ),
+        (
+            "scistream_stream_bytes_from_target_total",
+            "counter",
+            "Bytes forwarded from the target back to the listener side.",
+        ),
+        (
+            "scistream_stream_active_connections",
+            "gauge",
+            "Open proxied connections.",
+        ),
+        (
+            "scistream_stream_connections_total",
+            "counter",
+            "Proxied connections accepted.",
+        ),
+        (
+            "scistream_stream_rejected_total",
+            "counter",
+            "Connections refused by the source allow-list.",
+        ),
+    ];
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    for s in &sessions {
+        let data = s.data.lock().await;
+        let Some(proxy) = data.proxy.as_ref() else {
+            continue;
+        };
+        for st in proxy.stats() {
+            let labels = format!(
+                "session=\"{}\",role=\"{}\",stream=\"{}\"",
+                s.tag,
+                s.role.as_wire(),
+                st.index
+            );
+            rows.push([
+                format!("{{{labels}}} {}", st.bytes_to_target),
+                format!("{{{labels}}} {}", st.bytes_from_target),
+                format!("{{{labels}}} {}", st.active_connections),
+                format!("{{{labels}}} {}", st.total_connections),
+                format!("{{{labels}}} {}", st.rejected_connections),
+            ]);
+        }
+    }
+    for (i, (name, kind, help)) in families.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for r in &rows {
+            let _ = writeln!(out, "{name}{}", r[i]);
+        }
+    }
+    out
+}
+
+/// Serves `GET /metrics` until the task is dropped. Anything else gets 404.
+pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let mut req = [0u8; 1024];
+            let Ok(Ok(n)) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut req)).await
+            else {
+                return;
+            };
+            let head = String::from_utf8_lossy(&req[..n]);
+            let (status, body) = if head.starts_with("GET /metrics ") {
+                ("200 OK", render(&gateway).await)
+            } else {
+                (
+                    "404 Not Found",
+                    "only GET /metrics is served here\n".to_owned(),
+                )
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+        });
+    }
+}
