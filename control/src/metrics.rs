@@ -98,13 +98,17 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
         };
         let gateway = gateway.clone();
         tokio::spawn(async move {
-            let mut req = [0u8; 1024];
-            let Ok(Ok(n)) =
-                tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut req)).await
-            else {
-                return;
-            };
-            let head = String::from_utf8_lossy(&req[..n]);
+            // Read the request head (it may arrive in pieces), up to 4 KiB or 5 s.
+            let mut head = Vec::with_capacity(512);
+            let mut buf = [0u8; 1024];
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 4096 {
+                match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => return,
+                }
+            }
+            let head = String::from_utf8_lossy(&head);
             let (status, body) = if head.starts_with("GET /metrics ") {
                 ("200 OK", render(&gateway).await)
             } else {
