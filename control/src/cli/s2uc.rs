@@ -81,6 +81,17 @@ impl ConnArgs {
     }
 }
 
+/// What every session request carries.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Parallel streams, i.e. listeners per gateway.
+    #[arg(long = "num_conn", alias = "num-conn", default_value_t = 5)]
+    pub num_conn: i32,
+    /// Rate sent with the request (stored by the gateway, not enforced, as upstream).
+    #[arg(long, default_value_t = 10000)]
+    pub rate: i32,
+}
+
 const DEFAULT_RECEIVER_PORTS: &str = "5074,5075,5076,37000,47000";
 
 #[derive(Debug, Subcommand)]
@@ -89,10 +100,8 @@ pub enum Command {
     /// --remote_ip:--receiver_ports; prints the listeners to hand to the consumer side.
     #[command(name = "inbound-request", alias = "inbound_request")]
     InboundRequest {
-        #[arg(long = "num_conn", alias = "num-conn", default_value_t = 5)]
-        num_conn: i32,
-        #[arg(long, default_value_t = 10000)]
-        rate: i32,
+        #[command(flatten)]
+        session: SessionArgs,
         #[arg(long, default_value = "localhost:5000")]
         s2cs: String,
         /// Use upstream's fixed test uid (never for real sessions).
@@ -116,10 +125,8 @@ pub enum Command {
         uid: String,
         /// The producer gateway's listeners, comma separated.
         prod_lstn: String,
-        #[arg(long = "num_conn", alias = "num-conn", default_value_t = 5)]
-        num_conn: i32,
-        #[arg(long, default_value_t = 10000)]
-        rate: i32,
+        #[command(flatten)]
+        session: SessionArgs,
         #[arg(long, default_value = "localhost:6000")]
         s2cs: String,
         #[arg(long, default_value = "")]
@@ -133,10 +140,8 @@ pub enum Command {
     /// Producer side, split flow: send only the req and wait for an external hello (appctrl).
     #[command(name = "prod-req", alias = "prod_req")]
     ProdReq {
-        #[arg(long = "num_conn", alias = "num-conn", default_value_t = 5)]
-        num_conn: i32,
-        #[arg(long, default_value_t = 10000)]
-        rate: i32,
+        #[command(flatten)]
+        session: SessionArgs,
         #[arg(long, default_value = "localhost:5000")]
         s2cs: String,
         #[arg(long)]
@@ -169,10 +174,8 @@ pub enum Command {
             required = true
         )]
         prod_targets: Vec<String>,
-        #[arg(long = "num-conn", alias = "num_conn", default_value_t = 5)]
-        num_conn: i32,
-        #[arg(long, default_value_t = 10000)]
-        rate: i32,
+        #[command(flatten)]
+        session: SessionArgs,
         /// PEM of the producer s2cs, if it differs from --server_cert.
         #[arg(long = "prod-server-cert", alias = "prod_server_cert")]
         prod_server_cert: Option<PathBuf>,
@@ -245,8 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let opts = cli.conn.options()?;
     match cli.command {
         Command::InboundRequest {
-            num_conn,
-            rate,
+            session: SessionArgs { num_conn, rate },
             s2cs,
             mock,
             scope: _,
@@ -284,8 +286,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::OutboundRequest {
             uid,
             prod_lstn,
-            num_conn,
-            rate,
+            session: SessionArgs { num_conn, rate },
             s2cs,
             scope: _,
             remote_ip,
@@ -312,8 +313,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ProdReq {
-            num_conn,
-            rate,
+            session: SessionArgs { num_conn, rate },
             s2cs,
             mock,
             scope: _,
@@ -375,8 +375,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             prod_s2cs,
             cons_s2cs,
             prod_targets,
-            num_conn,
-            rate,
+            session: SessionArgs { num_conn, rate },
             prod_server_cert,
             cons_server_cert,
             allow_prod_from,
