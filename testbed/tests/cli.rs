@@ -1,42 +1,18 @@
 //! The `s2testbed producer` / `consumer` commands over loopback: the READY
 //! handshake, JSON report lines and the goodput summary (no root needed).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use testbed::traffic::{TransferReport, consumer_seed, expected_sha256, producer_seed};
-
-const BIN: &str = env!("CARGO_BIN_EXE_s2testbed");
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Kills the child if the test fails before it is waited for.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
+use common::{BIN, Reap, reports};
+use testbed::traffic::{consumer_seed, expected_sha256, producer_seed};
 
 /// Waits for the child to exit within `DEADLINE`; returns (success, stdout, stderr).
 fn finish(mut child: Reap) -> (bool, String, String) {
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "child did not exit within {DEADLINE:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait(&mut child, "child");
     let mut out = String::new();
     let mut err = String::new();
     if let Some(mut s) = child.0.stdout.take() {
@@ -54,13 +30,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn reports(stdout: &str) -> Vec<TransferReport> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
 }
 
 #[test]

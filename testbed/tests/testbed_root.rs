@@ -3,44 +3,20 @@
 //! MTU, a TCP transfer over the direct routed path (prod -> gn1 -> gn2 ->
 //! cons, no proxy), idempotent `up`, and that `down` removes everything.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Output, Stdio};
 
+use common::{BIN, Reap, reports};
 use testbed::topology::{CONS_APP_IP, GN1_CTL_IP, GN2_CTL_IP, GN2_LAN_IP, PROD_APP_IP};
-use testbed::traffic::{TransferReport, consumer_seed, expected_sha256, producer_seed};
+use testbed::traffic::{consumer_seed, expected_sha256, producer_seed};
 use testbed::{Host, Topology, require_root};
-
-const BIN: &str = env!("CARGO_BIN_EXE_s2testbed");
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Kills the child if the test fails before it is waited for.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 /// Waits at most `DEADLINE` for the child; returns its stdout after checking
 /// that it succeeded.
 fn finish(what: &str, mut child: Reap, stdout: &mut dyn Read) -> String {
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what} did not exit within {DEADLINE:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait(&mut child, what);
     let mut err = String::new();
     if let Some(mut e) = child.0.stderr.take() {
         e.read_to_string(&mut err).unwrap();
@@ -49,13 +25,6 @@ fn finish(what: &str, mut child: Reap, stdout: &mut dyn Read) -> String {
     let mut out = String::new();
     stdout.read_to_string(&mut out).unwrap();
     out
-}
-
-fn reports(stdout: &str) -> Vec<TransferReport> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
 }
 
 fn ok(what: &str, out: std::io::Result<Output>) {
