@@ -23,6 +23,10 @@ const APT: &[(&str, &str)] = &[
         "/usr/lib/nginx/modules/ngx_stream_module.so",
     ),
     ("python3-pip", "pip3"),
+    // The sockmap engine's BPF program (clang -target bpf, libbpf's bpf_helpers.h) and the
+    // bindgen-generated shared types (libclang, which clang pulls in).
+    ("clang", "clang"),
+    ("libbpf-dev", "/usr/include/bpf/bpf_helpers.h"),
 ];
 
 /// Python modules (import name, pip package) for the cross-implementation gRPC test.
