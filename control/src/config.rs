@@ -11,11 +11,14 @@
 //! server_crt = "server.crt"
 //! server_key = "server.key"
 //! # client_ca = "clients-ca.pem" # require client certificates (mTLS)
-//! engine = "auto"                # auto | copy | splice
+//! engine = "auto"                # auto | copy | splice | sockmap
 //! # cores = [0, 1]               # data-path cores (default: all online)
 //! buffer_size = "4M"             # copy engine, bytes buffered per direction per connection
 //! pipe_size = "1M"               # splice engine, pipe capacity per direction
-//! wan_plaintext = false          # true: WAN leg unencrypted (required by splice)
+//! sockmap_auto = false           # auto may pick sockmap (needs wan_plaintext and BPF)
+//! sockmap_sndbuf = "16M"         # sockmap engine, send buffer forced on both sockets
+//! sockmap_max_backlog = "64M"    # sockmap engine, kernel backlog that pauses a direction
+//! wan_plaintext = false          # true: WAN leg unencrypted (required by splice, sockmap)
 //! allow_sources = []             # default source allow-list of listeners (empty: any)
 //! hello_timeout = 180            # seconds a req waits for its hello
 //! hello_grace = 5                # seconds a hello waits for its req
@@ -54,6 +57,9 @@ pub struct Config {
     pub cores: Option<Vec<usize>>,
     pub buffer_size: String,
     pub pipe_size: String,
+    pub sockmap_auto: bool,
+    pub sockmap_sndbuf: String,
+    pub sockmap_max_backlog: String,
     pub wan_plaintext: bool,
     pub allow_sources: Vec<String>,
     pub hello_timeout: u64,
@@ -87,6 +93,9 @@ impl Default for Config {
             cores: None,
             buffer_size: "4M".into(),
             pipe_size: "1M".into(),
+            sockmap_auto: false,
+            sockmap_sndbuf: "16M".into(),
+            sockmap_max_backlog: "64M".into(),
             wan_plaintext: false,
             allow_sources: Vec::new(),
             hello_timeout: 180,

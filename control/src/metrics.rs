@@ -58,8 +58,18 @@ pub async fn render(gateway: &Gateway) -> String {
             "counter",
             "Connections refused by the source allow-list.",
         ),
+        (
+            "scistream_stream_kernel_backlog_bytes",
+            "gauge",
+            "sockmap engine: bytes queued inside the kernel toward a slow reader.",
+        ),
+        (
+            "scistream_stream_pauses_total",
+            "counter",
+            "sockmap engine: directions paused by the backlog watchdog.",
+        ),
     ];
-    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut rows: Vec<[String; 7]> = Vec::new();
     for s in &sessions {
         let data = s.data.lock().await;
         let Some(proxy) = data.proxy.as_ref() else {
@@ -78,6 +88,8 @@ pub async fn render(gateway: &Gateway) -> String {
                 format!("{{{labels}}} {}", st.active_connections),
                 format!("{{{labels}}} {}", st.total_connections),
                 format!("{{{labels}}} {}", st.rejected_connections),
+                format!("{{{labels}}} {}", st.kernel_backlog),
+                format!("{{{labels}}} {}", st.pauses),
             ]);
         }
     }
@@ -86,6 +98,13 @@ pub async fn render(gateway: &Gateway) -> String {
         for r in &rows {
             let _ = writeln!(out, "{name}{}", r[i]);
         }
+    }
+    if let Some(n) = gateway.engine.kernel_map_entries() {
+        let _ = writeln!(
+            out,
+            "# HELP scistream_sockmap_map_entries Entries in the sockmap engine's BPF maps.\n\
+             # TYPE scistream_sockmap_map_entries gauge\nscistream_sockmap_map_entries {n}"
+        );
     }
     out
 }

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use dataplane::{AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions, Pinning};
+use dataplane::{
+    AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions, Pinning, SpliceOptions,
+    Splicer,
+};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 
 use crate::auth::Authenticator;
@@ -26,24 +29,71 @@ pub struct Secrets {
     pub client_secret: Option<String>,
 }
 
-/// Picks the engine for `--engine` and says why.
-pub fn choose_engine(requested: &str) -> anyhow::Result<(EngineKind, String)> {
-    match requested.trim().to_ascii_lowercase().as_str() {
-        "auto" => Ok((
-            EngineKind::Copy,
-            "auto: no DPDK NIC profile or sockmap engine is configured in this build; using copy"
-                .into(),
-        )),
+/// The engine picked for `--engine`, why, and the loaded BPF program when it is `sockmap`.
+pub struct EngineChoice {
+    pub kind: EngineKind,
+    pub why: String,
+    pub splicer: Option<Arc<Splicer>>,
+}
+
+/// Picks the engine for `--engine` and says why. `auto` takes `sockmap` only when the config
+/// enables it (`sockmap_auto`), the WAN is plaintext (sockmap cannot encrypt) and the BPF
+/// program loads; otherwise `copy`. An explicit `sockmap` that cannot load is an error.
+pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
+    let plain = |kind, why: String| EngineChoice {
+        kind,
+        why,
+        splicer: None,
+    };
+    match cfg.engine.trim().to_ascii_lowercase().as_str() {
+        "auto" => {
+            if !cfg.sockmap_auto {
+                return Ok(plain(
+                    EngineKind::Copy,
+                    "auto: no DPDK NIC profile is configured and sockmap_auto is off; using copy"
+                        .into(),
+                ));
+            }
+            if !cfg.wan_plaintext {
+                return Ok(plain(
+                    EngineKind::Copy,
+                    "auto: sockmap_auto is on but the WAN leg is TLS, which sockmap cannot                      carry; using copy"
+                        .into(),
+                ));
+            }
+            match Splicer::load() {
+                Ok(s) => Ok(EngineChoice {
+                    kind: EngineKind::Sockmap,
+                    why: "auto: sockmap_auto is on and the BPF program loaded; using sockmap"
+                        .into(),
+                    splicer: Some(Arc::new(s)),
+                }),
+                Err(e) => Ok(plain(
+                    EngineKind::Copy,
+                    format!("auto: sockmap unavailable ({e}); using copy"),
+                )),
+            }
+        }
         other => {
             let kind: EngineKind = other.parse()?;
-            Ok((kind, format!("{kind} requested with --engine")))
+            let splicer = match kind {
+                EngineKind::Sockmap => Some(Arc::new(
+                    Splicer::load().context("--engine sockmap cannot start")?,
+                )),
+                _ => None,
+            };
+            Ok(EngineChoice {
+                kind,
+                why: format!("{kind} requested with --engine"),
+                splicer,
+            })
         }
     }
 }
 
 /// Builds the gateway from the config (no sockets opened except the data-path loops).
 pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gateway>> {
-    let (kind, why) = choose_engine(&cfg.engine)?;
+    let EngineChoice { kind, why, splicer } = choose_engine(cfg)?;
     tracing::info!(engine = kind.name(), "{why}");
     if !kind.encrypts_wan() && !cfg.wan_plaintext {
         bail!(
@@ -61,6 +111,11 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
     let options = KernelOptions {
         buffer_size: parse_size(&cfg.buffer_size).map_err(anyhow::Error::msg)?,
         pipe_size: parse_size(&cfg.pipe_size).map_err(anyhow::Error::msg)?,
+        sockmap: SpliceOptions {
+            sndbuf: parse_size(&cfg.sockmap_sndbuf).map_err(anyhow::Error::msg)?,
+            max_backlog: parse_size(&cfg.sockmap_max_backlog).map_err(anyhow::Error::msg)? as u64,
+            ..SpliceOptions::default()
+        },
         ..KernelOptions::default()
     };
     // Pin only where the operator chose cores; otherwise one floating loop per online core.
@@ -75,7 +130,17 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
         buffer_size = options.buffer_size,
         "data-path event loops started"
     );
-    let engine: Arc<dyn Engine> = Arc::new(KernelEngine::new(kind, pool, options));
+    let engine: Arc<dyn Engine> = Arc::new(match splicer {
+        Some(splicer) => {
+            tracing::info!(
+                sndbuf = options.sockmap.sndbuf,
+                max_backlog = options.sockmap.max_backlog,
+                "sockmap BPF program loaded and attached"
+            );
+            KernelEngine::sockmap(pool, options, splicer)
+        }
+        None => KernelEngine::new(kind, pool, options),
+    });
     let auth = build_auth(cfg, secrets)?;
     if auth.is_disabled() {
         tracing::warn!(

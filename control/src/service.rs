@@ -352,6 +352,8 @@ impl Gateway {
                     total_connections: st.total_connections,
                     rejected_connections: st.rejected_connections,
                     last_error: st.last_error,
+                    kernel_backlog: st.kernel_backlog,
+                    pauses: st.pauses,
                 }
             })
             .collect();

@@ -1,6 +1,7 @@
 //! The data path driven through the control service, on loopback: bytes both ways through a
-//! producer gateway and a consumer gateway (WAN TLS on and off), reset propagation, an
-//! unreachable target, the source allow-list, and that release closes every socket.
+//! producer gateway and a consumer gateway (WAN TLS on and off; copy, splice and sockmap), reset
+//! propagation, an unreachable target, the source allow-list, and that release closes every
+//! socket (and, for sockmap, empties the kernel maps). The sockmap cases need root and BPF.
 
 mod common;
 
@@ -106,6 +107,13 @@ async fn chain(wan_plaintext: bool, engine: &str, down_len: usize, up_len: usize
     assert_eq!(st.streams[0].bytes_to_target, up.len() as u64);
     pc.release(uid).await.unwrap();
     cc.release(uid).await.unwrap();
+    for h in [&prod, &cons] {
+        let entries = h.gateway.engine.kernel_map_entries();
+        assert!(
+            matches!(entries, None | Some(0)),
+            "kernel map entries left: {entries:?}"
+        );
+    }
     prod.stop().await;
     cons.stop().await;
 }
@@ -127,20 +135,56 @@ async fn splice_chain_moves_bytes_both_ways() {
     chain(true, "splice", 64 << 20, 64 << 20).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockmap_chain_moves_bytes_both_ways() {
+    chain(true, "sockmap", 64 << 20, 64 << 20).await;
+}
+
 #[test]
-fn splice_without_the_plaintext_opt_in_is_refused_at_start() {
-    let mut cfg = test_config(1);
-    cfg.engine = "splice".into();
-    let err = control::server::build_gateway(&cfg, Default::default())
-        .err()
-        .expect("must refuse");
-    assert!(err.to_string().contains("--wan_plaintext"), "{err}");
+fn engines_without_tls_are_refused_at_start_without_the_plaintext_opt_in() {
+    for engine in ["splice", "sockmap"] {
+        let mut cfg = test_config(1);
+        cfg.engine = engine.into();
+        let err = control::server::build_gateway(&cfg, Default::default())
+            .err()
+            .expect("must refuse");
+        assert!(
+            err.to_string().contains("--wan_plaintext"),
+            "{engine}: {err}"
+        );
+    }
+}
+
+#[test]
+fn auto_picks_sockmap_only_when_enabled_and_plaintext() {
+    let pick = |sockmap_auto: bool, wan_plaintext: bool| {
+        let mut cfg = test_config(1);
+        cfg.sockmap_auto = sockmap_auto;
+        cfg.wan_plaintext = wan_plaintext;
+        control::server::choose_engine(&cfg).unwrap().kind.name()
+    };
+    assert_eq!(pick(false, true), "copy");
+    assert_eq!(
+        pick(true, false),
+        "copy",
+        "sockmap cannot carry the TLS WAN"
+    );
+    assert_eq!(pick(true, true), "sockmap");
 }
 
 /// One PROD gateway with a plaintext WAN, so a test can play the remote gateway itself.
 async fn single(targets: &[&str], allowed: &[&str]) -> (Harness, Client, String) {
+    single_with("copy", targets, allowed).await
+}
+
+async fn single_with(
+    engine: &str,
+    targets: &[&str],
+    allowed: &[&str],
+) -> (Harness, Client, String) {
     let mut cfg = test_config(1);
     cfg.wan_plaintext = true;
+    cfg.engine = engine.into();
     let h = Harness::start(cfg).await;
     let c = h.client(None).await;
     let r = c.open("uid-s", "PROD", 1, &["127.0.0.1:1"]).await;
@@ -177,9 +221,18 @@ async fn wait_status<F: Fn(&control::proto::StreamStatus) -> bool>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_reset_mid_stream_resets_the_other_side() {
+    peer_reset_case("copy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockmap_a_peer_reset_mid_stream_resets_the_other_side() {
+    peer_reset_case("sockmap").await;
+}
+
+async fn peer_reset_case(engine: &str) {
     let app = TcpListener::bind("127.0.0.1:0").unwrap();
     let app_addr = app.local_addr().unwrap().to_string();
-    let (h, c, listener) = single(&[app_addr.as_str()], &[]).await;
+    let (h, c, listener) = single_with(engine, &[app_addr.as_str()], &[]).await;
     let client = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(listener).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -277,9 +330,18 @@ async fn sources_outside_the_allow_list_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_closes_open_connections_and_listeners() {
+    release_case("copy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockmap_release_closes_open_connections_and_empties_the_maps() {
+    release_case("sockmap").await;
+}
+
+async fn release_case(engine: &str) {
     let app = TcpListener::bind("127.0.0.1:0").unwrap();
     let app_addr = app.local_addr().unwrap().to_string();
-    let (h, c, listener) = single(&[app_addr.as_str()], &[]).await;
+    let (h, c, listener) = single_with(engine, &[app_addr.as_str()], &[]).await;
     let l2 = listener.clone();
     let client = std::thread::spawn(move || {
         let mut s = TcpStream::connect(l2).unwrap();
@@ -301,6 +363,11 @@ async fn release_closes_open_connections_and_listeners() {
         "listener still open after release"
     );
     assert_eq!(h.gateway.pool.in_use(), 0);
+    let entries = h.gateway.engine.kernel_map_entries();
+    assert!(
+        matches!(entries, None | Some(0)),
+        "kernel map entries left: {entries:?}"
+    );
     h.stop().await;
     drop(app_side);
 }

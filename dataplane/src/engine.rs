@@ -22,6 +22,8 @@ pub enum EngineKind {
     Copy,
     /// Zero-copy forwarding through a pipe with `splice(2)`; cannot encrypt.
     Splice,
+    /// In-kernel splicing with a BPF sockmap verdict (`ebpf-fallback`); cannot encrypt.
+    Sockmap,
 }
 
 impl EngineKind {
@@ -29,6 +31,7 @@ impl EngineKind {
         match self {
             Self::Copy => "copy",
             Self::Splice => "splice",
+            Self::Sockmap => "sockmap",
         }
     }
 
@@ -36,7 +39,7 @@ impl EngineKind {
     pub fn encrypts_wan(self) -> bool {
         match self {
             Self::Copy => true,
-            Self::Splice => false,
+            Self::Splice | Self::Sockmap => false,
         }
     }
 }
@@ -49,7 +52,7 @@ impl std::fmt::Display for EngineKind {
 
 /// An engine name that is not one of ours.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown engine '{0}'; choose one of: copy, splice")]
+#[error("unknown engine '{0}'; choose one of: copy, splice, sockmap")]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for EngineKind {
@@ -59,6 +62,7 @@ impl FromStr for EngineKind {
         match s.to_ascii_lowercase().as_str() {
             "copy" => Ok(Self::Copy),
             "splice" => Ok(Self::Splice),
+            "sockmap" => Ok(Self::Sockmap),
             _ => Err(UnknownEngine(s.to_owned())),
         }
     }
@@ -115,6 +119,8 @@ pub enum EngineError {
     WanTlsUnsupported { engine: EngineKind },
     #[error("{listeners} listeners but {targets} targets; every stream needs exactly one target")]
     TargetCount { listeners: usize, targets: usize },
+    #[error("the {engine} engine is not available in this process: {reason}")]
+    Unavailable { engine: EngineKind, reason: String },
     #[error("preparing listener {index} failed: {source}")]
     Listener {
         index: usize,
@@ -132,6 +138,12 @@ pub trait Engine: Send + Sync {
 
     /// Starts forwarding. The listeners are consumed: releasing the proxy closes them.
     fn start(&self, spec: ProxySpec) -> Result<Box<dyn Proxy>, EngineError>;
+
+    /// Entries in the engine's kernel maps (`sockmap`: sockets and their per-socket state;
+    /// 0 when no connection is spliced), or `None` for engines without kernel maps.
+    fn kernel_map_entries(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A running session data path.

@@ -1,11 +1,12 @@
-//! Kernel-socket engines (`copy`, `splice`): accept loops on pinned per-core event loops, the
-//! source allow-list, dialing, the WAN TLS leg, and the per-connection relay.
+//! Kernel-socket engines (`copy`, `splice`, `sockmap`): accept loops on pinned per-core event
+//! loops, the source allow-list, dialing, the WAN TLS leg, and the per-connection relay.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use ebpf_fallback::{Meters, SockmapError, SpliceOptions, Splicer};
 use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -29,6 +30,8 @@ pub struct KernelOptions {
     pub pipe_size: usize,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
+    /// Per-pair tunables of the `sockmap` engine (forced send buffer, backlog watchdog).
+    pub sockmap: SpliceOptions,
 }
 
 impl Default for KernelOptions {
@@ -40,16 +43,19 @@ impl Default for KernelOptions {
             pipe_size: 1 << 20,
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            sockmap: SpliceOptions::default(),
         }
     }
 }
 
-/// The `copy` or `splice` engine over a shared pool of pinned event loops.
+/// The `copy`, `splice` or `sockmap` engine over a shared pool of pinned event loops.
 #[derive(Debug)]
 pub struct KernelEngine {
     kind: EngineKind,
     pool: Arc<CorePool>,
     options: KernelOptions,
+    /// The loaded BPF program (`sockmap` only), shared by all sessions.
+    splicer: Option<Arc<Splicer>>,
     /// Round-robin cursor, so streams of all sessions spread over the cores.
     next_loop: AtomicUsize,
 }
@@ -60,7 +66,16 @@ impl KernelEngine {
             kind,
             pool,
             options,
+            splicer: None,
             next_loop: AtomicUsize::new(0),
+        }
+    }
+
+    /// The `sockmap` engine over an already loaded program ([`Splicer::load`]).
+    pub fn sockmap(pool: Arc<CorePool>, options: KernelOptions, splicer: Arc<Splicer>) -> Self {
+        Self {
+            splicer: Some(splicer),
+            ..Self::new(EngineKind::Sockmap, pool, options)
         }
     }
 }
@@ -68,6 +83,10 @@ impl KernelEngine {
 impl Engine for KernelEngine {
     fn kind(&self) -> EngineKind {
         self.kind
+    }
+
+    fn kernel_map_entries(&self) -> Option<usize> {
+        self.splicer.as_ref().map(|s| s.entries())
     }
 
     fn start(&self, spec: ProxySpec) -> Result<Box<dyn Proxy>, EngineError> {
@@ -78,6 +97,13 @@ impl Engine for KernelEngine {
             return Err(EngineError::TargetCount {
                 listeners: spec.listeners.len(),
                 targets: spec.targets.len(),
+            });
+        }
+        if self.kind == EngineKind::Sockmap && self.splicer.is_none() {
+            return Err(EngineError::Unavailable {
+                engine: self.kind,
+                reason: "no BPF program loaded (build the engine with KernelEngine::sockmap)"
+                    .into(),
             });
         }
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -92,6 +118,7 @@ impl Engine for KernelEngine {
             },
             allow: spec.allow,
             options: self.options.clone(),
+            splicer: self.splicer.clone(),
         });
         let mut streams = Vec::with_capacity(spec.listeners.len());
         for (index, (listener, target)) in spec.listeners.into_iter().zip(spec.targets).enumerate()
@@ -102,7 +129,7 @@ impl Engine for KernelEngine {
             let stream = Arc::new(StreamShared {
                 index,
                 target: RwLock::new(target),
-                counters: StreamCounters::default(),
+                counters: Arc::default(),
             });
             let slot = self.next_loop.fetch_add(1, Ordering::Relaxed);
             let (core, handle) = self.pool.handle_for(slot);
@@ -127,7 +154,7 @@ impl Engine for KernelEngine {
 struct StreamShared {
     index: usize,
     target: RwLock<SocketAddr>,
-    counters: StreamCounters,
+    counters: Arc<StreamCounters>,
 }
 
 struct ConnContext {
@@ -137,6 +164,7 @@ struct ConnContext {
     tls: Option<WanTls>,
     allow: AllowList,
     options: KernelOptions,
+    splicer: Option<Arc<Splicer>>,
 }
 
 struct KernelProxy {
@@ -238,13 +266,13 @@ async fn serve(
     stream: Arc<StreamShared>,
     ctx: Arc<ConnContext>,
     mut stop: watch::Receiver<bool>,
-    _done: mpsc::Sender<()>,
+    done: mpsc::Sender<()>,
 ) {
     let _active = ActiveGuard::new(&stream.counters);
     let target = *stream.target.read().unwrap_or_else(|e| e.into_inner());
     let outcome = tokio::select! {
         _ = stop.changed() => return,
-        r = connect_and_relay(tcp, target, &stream.counters, &ctx) => r,
+        r = connect_and_relay(tcp, target, &stream.counters, &ctx, &done) => r,
     };
     if let Err(e) = outcome {
         tracing::warn!(session = %ctx.tag, stream = stream.index, %peer, %target, error = %e,
@@ -272,13 +300,18 @@ enum ConnError {
     HandshakeTimeout { peer: SocketAddr },
     #[error(transparent)]
     Relay(#[from] RelayError),
+    #[error("sockmap: {0}")]
+    Sockmap(#[from] SockmapError),
+    #[error("the sockmap watcher thread failed: {0}")]
+    Watcher(String),
 }
 
 async fn connect_and_relay(
     accepted: TcpStream,
     target: SocketAddr,
-    counters: &StreamCounters,
+    counters: &Arc<StreamCounters>,
     ctx: &ConnContext,
+    done: &mpsc::Sender<()>,
 ) -> Result<(), ConnError> {
     let _ = accepted.set_nodelay(true);
     let peer = accepted
@@ -294,6 +327,9 @@ async fn connect_and_relay(
                     return Err(e);
                 }
             };
+            if let (EngineKind::Sockmap, Some(splicer)) = (ctx.kind, &ctx.splicer) {
+                return sockmap_relay(accepted, dialed, splicer, counters, opts, done).await;
+            }
             let mut accepted = accepted;
             let result = match ctx.kind {
                 EngineKind::Splice => {
@@ -306,7 +342,8 @@ async fn connect_and_relay(
                     )
                     .await
                 }
-                EngineKind::Copy => forward::relay(
+                // `start` refuses `sockmap` without a splicer, so this is `copy`.
+                EngineKind::Copy | EngineKind::Sockmap => forward::relay(
                     &mut accepted,
                     &mut dialed,
                     opts.buffer_size,
@@ -389,6 +426,49 @@ async fn connect_and_relay(
             }
             Ok(result.map(drop)?)
         }
+    }
+}
+
+/// Hands a connected pair to the sockmap splicer on a blocking thread (it polls both sockets
+/// and the kernel counters). Dropping this future (release) cancels the pair: both sides are
+/// reset and the thread closes them; it holds `done`, so release waits for it.
+async fn sockmap_relay(
+    accepted: TcpStream,
+    dialed: TcpStream,
+    splicer: &Arc<Splicer>,
+    counters: &Arc<StreamCounters>,
+    opts: &KernelOptions,
+    done: &mpsc::Sender<()>,
+) -> Result<(), ConnError> {
+    let to_std = |s: TcpStream| s.into_std().map_err(|e| ConnError::Watcher(e.to_string()));
+    let (a, b) = (to_std(accepted)?, to_std(dialed)?);
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let (splicer, counters, options) = (splicer.clone(), counters.clone(), opts.sockmap.clone());
+    let (flag, done) = (cancel.0.clone(), done.clone());
+    let pair = tokio::task::spawn_blocking(move || {
+        let _done = done;
+        let meters = Meters {
+            a_to_b: &counters.bytes_to_target,
+            b_to_a: &counters.bytes_from_target,
+            backlog: &counters.kernel_backlog,
+            pauses: &counters.pauses,
+            cancel: &flag,
+        };
+        splicer.splice(&a, &b, &options, meters)
+    });
+    match pair.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(ConnError::Watcher(e.to_string())),
+    }
+}
+
+/// Sets the flag when dropped: how an abandoned future tells its blocking thread to stop.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -5,7 +5,9 @@
 //! kernel sockets on pinned per-core event loops ([`cores`]):
 //! - `copy`: buffered forwarding through one bounded [`ring::Ring`] per direction ([`forward`]),
 //!   the only kernel engine that can carry TLS 1.3 on the WAN leg ([`wan_tls`]);
-//! - `splice`: zero-copy through a pipe ([`splice`]), plaintext only.
+//! - `splice`: zero-copy through a pipe ([`splice`]), plaintext only;
+//! - `sockmap`: in-kernel splicing by a BPF verdict with a user-space safety net
+//!   (`ebpf-fallback`), plaintext only.
 //!
 //! The forwarding state ([`ring`]) is sans-io; sockets are the drivers around it.
 
@@ -21,6 +23,7 @@ pub mod wan_tls;
 
 pub use allow::AllowList;
 pub use cores::{CorePool, Pinning};
+pub use ebpf_fallback::{SockmapError, SpliceOptions, Splicer};
 pub use engine::{Engine, EngineError, EngineKind, Proxy, ProxySpec, WanSecurity, WanSide};
 pub use kernel::{KernelEngine, KernelOptions};
 pub use stats::StreamStats;

@@ -12,6 +12,10 @@ pub struct StreamCounters {
     pub active_connections: AtomicU32,
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Bytes queued inside the kernel toward a slow reader (`sockmap`; a gauge).
+    pub kernel_backlog: AtomicU64,
+    /// Times the backlog watchdog paused a direction whose reader stalled (`sockmap`).
+    pub pauses: AtomicU64,
     last_error: Mutex<String>,
 }
 
@@ -31,6 +35,8 @@ impl StreamCounters {
             active_connections: self.active_connections.load(Ordering::Relaxed),
             total_connections: self.total_connections.load(Ordering::Relaxed),
             rejected_connections: self.rejected_connections.load(Ordering::Relaxed),
+            kernel_backlog: self.kernel_backlog.load(Ordering::Relaxed),
+            pauses: self.pauses.load(Ordering::Relaxed),
             last_error: self
                 .last_error
                 .lock()
@@ -49,6 +55,8 @@ pub struct StreamStats {
     pub active_connections: u32,
     pub total_connections: u64,
     pub rejected_connections: u64,
+    pub kernel_backlog: u64,
+    pub pauses: u64,
     pub last_error: String,
 }
 

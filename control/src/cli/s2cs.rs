@@ -98,7 +98,8 @@ pub struct ServeArgs {
     /// Require client certificates signed by this CA (mTLS).
     #[arg(long = "client_ca", alias = "client-ca")]
     pub client_ca: Option<PathBuf>,
-    /// Data path: auto, copy or splice (default auto).
+    /// Data path: auto, copy, splice or sockmap (default auto; auto picks sockmap only with
+    /// --sockmap_auto and --wan_plaintext, else copy).
     #[arg(long)]
     pub engine: Option<String>,
     /// Upstream's proxy type (Haproxy, StunnelSubprocess, ...). Accepted and ignored: the data
@@ -115,7 +116,19 @@ pub struct ServeArgs {
     /// splice engine: pipe size per direction (default 1M).
     #[arg(long = "pipe_size", alias = "pipe-size")]
     pub pipe_size: Option<String>,
-    /// Run the WAN leg unencrypted (required by --engine splice). Both gateways must agree.
+    /// Let --engine auto pick sockmap when the BPF program loads and the WAN is plaintext.
+    #[arg(long = "sockmap_auto", alias = "sockmap-auto")]
+    pub sockmap_auto: bool,
+    /// sockmap engine: send buffer forced on both sockets of a pair (default 16M; a smaller one
+    /// throttles the in-kernel splice).
+    #[arg(long = "sockmap_sndbuf", alias = "sockmap-sndbuf")]
+    pub sockmap_sndbuf: Option<String>,
+    /// sockmap engine: bytes queued in the kernel toward a slow reader before that direction is
+    /// paused and held back by TCP (default 64M).
+    #[arg(long = "sockmap_max_backlog", alias = "sockmap-max-backlog")]
+    pub sockmap_max_backlog: Option<String>,
+    /// Run the WAN leg unencrypted (required by --engine splice and sockmap). Both gateways must
+    /// agree.
     #[arg(long = "wan_plaintext", alias = "wan-plaintext")]
     pub wan_plaintext: bool,
     /// Default source allow-list of the listeners: addresses or CIDRs (default: any).
@@ -198,6 +211,8 @@ impl ServeArgs {
             engine,
             buffer_size,
             pipe_size,
+            sockmap_sndbuf,
+            sockmap_max_backlog,
             allow_sources,
             hello_timeout,
             hello_grace,
@@ -220,6 +235,7 @@ impl ServeArgs {
             c.ssl = false;
         }
         c.wan_plaintext |= self.wan_plaintext;
+        c.sockmap_auto |= self.sockmap_auto;
         c.no_auth |= self.no_auth;
         if let Some(t) = &self.proxy_type {
             tracing::warn!(

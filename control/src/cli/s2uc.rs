@@ -685,6 +685,7 @@ fn status_json(s: &proto::SessionStatus) -> String {
                 "bytes_to_target": t.bytes_to_target, "bytes_from_target": t.bytes_from_target,
                 "active_connections": t.active_connections, "total_connections": t.total_connections,
                 "rejected_connections": t.rejected_connections, "last_error": t.last_error,
+                "kernel_backlog": t.kernel_backlog, "pauses": t.pauses,
             })
         })
         .collect();
@@ -713,7 +714,7 @@ fn print_status(s: &proto::SessionStatus) {
     );
     for t in &s.streams {
         println!(
-            "  #{:<3} {} -> {}  to-target {}  from-target {}  conns {}/{}  rejected {}{}",
+            "  #{:<3} {} -> {}  to-target {}  from-target {}  conns {}/{}  rejected {}{}{}",
             t.index,
             t.listener,
             if t.target.is_empty() { "-" } else { &t.target },
@@ -722,6 +723,11 @@ fn print_status(s: &proto::SessionStatus) {
             t.active_connections,
             t.total_connections,
             t.rejected_connections,
+            if t.kernel_backlog > 0 || t.pauses > 0 {
+                format!("  kernel-backlog {}  pauses {}", t.kernel_backlog, t.pauses)
+            } else {
+                String::new()
+            },
             if t.last_error.is_empty() {
                 String::new()
             } else {
