@@ -144,11 +144,30 @@ fn two_step_splice() {
     cell("ts", Flow::TwoStep, "splice", true);
 }
 
+#[test]
+fn connect_sockmap() {
+    cell("cm", Flow::Connect, "sockmap", true);
+}
+
+#[test]
+fn two_step_sockmap() {
+    cell("tm", Flow::TwoStep, "sockmap", true);
+}
+
 /// iperf3 (control and data connections) through both gateways, both directions.
 #[test]
 fn iperf3_through_the_tunnel() {
+    iperf3_case("ip", "copy", false);
+}
+
+#[test]
+fn iperf3_through_sockmap_gateways() {
+    iperf3_case("im", "sockmap", true);
+}
+
+fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
     let _serial = serial();
-    let s = start("ip", "copy", false);
+    let s = start(name, engine, plaintext);
     let mut server = s
         .topology()
         .command(Host::Prod, "iperf3")
@@ -187,7 +206,7 @@ fn iperf3_through_the_tunnel() {
             .as_f64()
             .unwrap_or(0.0);
         eprintln!(
-            "iperf3 reverse={reverse}: {received} bytes, {:.2} Gbit/s",
+            "iperf3 {engine} reverse={reverse}: {received} bytes, {:.2} Gbit/s",
             bps / 1e9
         );
         assert!(received > 0, "iperf3 moved no data: {report}");
