@@ -13,7 +13,7 @@ use testbed::topology::{GN1_WAN_IP, GN2_LAN_IP, Host, PROD_APP_IP, Topology};
 
 use crate::load::SinkReport;
 use crate::peers::{self, Peer};
-use crate::procstat::{machine_busy_secs, tree_cpu_secs};
+use crate::procstat::{MemWatch, machine_busy_secs, tree_cpu_secs};
 
 const PREFIX: &str = "s2bench";
 const APP_PORT: u16 = 7000;
@@ -35,6 +35,8 @@ struct Sample {
     gbps: f64,
     machine_cpu_s_per_gb: f64,
     gateway_cpu_s_per_gb: f64,
+    /// Machine memory taken during the run (MemAvailable drop), MiB.
+    peak_mem_mib: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +48,7 @@ struct Cell {
     ratio_to_direct: Option<f64>,
     median_machine_cpu_s_per_gb: f64,
     median_gateway_cpu_s_per_gb: f64,
+    median_peak_mem_mib: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,12 +103,12 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
                 };
                 cells.extend(samples_for(&topo, &path)?);
             }
-            "copy" | "copy-tls" | "splice" => {
+            "copy" | "copy-tls" | "splice" | "sockmap" => {
                 let mut o = ScenarioOptions::new(PREFIX);
-                o.engine = if method == "splice" {
-                    "splice".into()
-                } else {
+                o.engine = if method == "copy-tls" {
                     "copy".into()
+                } else {
+                    method.clone()
                 };
                 o.wan_plaintext = method != "copy-tls";
                 o.cores = plan.cores.clone();
@@ -182,6 +185,7 @@ fn cell(method: &str, msg_size: u64, samples: Vec<Sample>) -> Cell {
         median_gbps: pick(|s| s.gbps),
         median_machine_cpu_s_per_gb: pick(|s| s.machine_cpu_s_per_gb),
         median_gateway_cpu_s_per_gb: pick(|s| s.gateway_cpu_s_per_gb),
+        median_peak_mem_mib: pick(|s| s.peak_mem_mib),
         ratio_to_direct: None,
         samples,
     }
@@ -246,6 +250,7 @@ fn run_once(
     bytes: u64,
     msg: u64,
 ) -> Result<Sample> {
+    let mem = MemWatch::start();
     let mut source = spawn_source(topo, bin, bytes, msg)?;
     let cpu0 = machine_busy_secs();
     let gw0: f64 = path.gateway_pids.iter().map(|&p| tree_cpu_secs(p)).sum();
@@ -253,6 +258,7 @@ fn run_once(
     let cpu1 = machine_busy_secs();
     let gw1: f64 = path.gateway_pids.iter().map(|&p| tree_cpu_secs(p)).sum();
     let _ = source.0.wait();
+    let peak_mem_mib = mem.peak_use() as f64 / (1 << 20) as f64;
     ensure!(
         report.bytes == bytes,
         "sink got {} of {bytes} bytes",
@@ -263,6 +269,7 @@ fn run_once(
         gbps: bytes as f64 * 8.0 / report.secs / 1e9,
         machine_cpu_s_per_gb: (cpu1 - cpu0) / gb,
         gateway_cpu_s_per_gb: (gw1 - gw0) / gb,
+        peak_mem_mib,
     })
 }
 
@@ -314,13 +321,13 @@ fn machine_info() -> serde_json::Value {
 
 fn print_markdown(r: &Report) {
     println!(
-        "| method | msg size | Gbit/s (median of {}) | × direct | CPU-s/GB machine | CPU-s/GB gateways |",
+        "| method | msg size | Gbit/s (median of {}) | × direct | CPU-s/GB machine | CPU-s/GB gateways | peak mem MiB |",
         r.repeat
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for c in &r.cells {
         println!(
-            "| {} | {} | {:.2} | {} | {:.2} | {} |",
+            "| {} | {} | {:.2} | {} | {:.2} | {} | {:.0} |",
             c.method,
             size(c.msg_size),
             c.median_gbps,
@@ -330,7 +337,8 @@ fn print_markdown(r: &Report) {
                 "—".into()
             } else {
                 format!("{:.2}", c.median_gateway_cpu_s_per_gb)
-            }
+            },
+            c.median_peak_mem_mib
         );
     }
     if let Some(m) = r.setup_ms_median {

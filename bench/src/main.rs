@@ -5,9 +5,10 @@
 //!   that reports bytes and times as JSON (no hashing: the end-to-end tests verify integrity;
 //!   here every cycle should go to moving bytes).
 //! - `s2bench gateways`: on the testbed, producer → GN1 → GN2 → consumer for each method (direct
-//!   routing, SciStream-RS `copy` plaintext and TLS, `splice`, haproxy, nginx stream, socat) and
-//!   message size, repeated; reports goodput, ratio to direct, CPU-seconds per GB (whole machine
-//!   and gateway processes) and the session set-up time.
+//!   routing, SciStream-RS `copy` plaintext and TLS, `splice`, `sockmap`, haproxy, nginx stream,
+//!   socat) and message size, repeated; reports goodput, ratio to direct, CPU-seconds per GB
+//!   (whole machine and gateway processes), peak memory (machine-wide, so kernel socket queues
+//!   count) and the session set-up time.
 
 mod gateways;
 mod load;
@@ -53,7 +54,7 @@ enum Command {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "direct,copy,copy-tls,splice,haproxy,nginx,socat"
+            default_value = "direct,copy,copy-tls,splice,sockmap,haproxy,nginx,socat"
         )]
         methods: Vec<String>,
         /// Message (write) sizes, comma separated.

@@ -1,4 +1,5 @@
-//! CPU accounting from /proc: the whole machine's busy time, and a process tree's CPU time.
+//! Accounting from /proc: the whole machine's busy time, a process tree's CPU time, and the
+//! machine's available memory (which also sees kernel socket queues).
 
 use std::collections::HashMap;
 
@@ -67,4 +68,47 @@ pub(crate) fn tree_cpu_secs(root: u32) -> f64 {
         .sum();
     let reaped = stat_of(root).map_or(0.0, |(_, _, c)| c);
     (live + reaped) / hz()
+}
+
+/// MemAvailable of /proc/meminfo, in bytes.
+pub(crate) fn mem_available() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Samples MemAvailable every 10 ms until dropped; `peak_use` is the largest drop below the
+/// level at start: memory the run took, in user space or the kernel (socket and psock queues).
+pub(crate) struct MemWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl MemWatch {
+    pub(crate) fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let base = mem_available();
+        let thread = std::thread::spawn(move || {
+            let mut low = base;
+            while !flag.load(Ordering::Relaxed) {
+                low = low.min(mem_available());
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            base.saturating_sub(low)
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub(crate) fn peak_use(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().unwrap_or(0))
+    }
 }
