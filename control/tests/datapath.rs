@@ -155,6 +155,24 @@ fn engines_without_tls_are_refused_at_start_without_the_plaintext_opt_in() {
     }
 }
 
+/// Without BPF privileges, `--engine sockmap` refuses to start and says why and what to do.
+#[test]
+fn sockmap_without_bpf_privileges_refuses_with_the_reason() {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps=-all", "--bounding-set=-all"])
+        .arg(env!("CARGO_BIN_EXE_s2cs"))
+        .args(["--engine", "sockmap", "--wan_plaintext", "--no_auth", "--nossl"])
+        .args(["--port", "1", "--port_range", "2-3"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("setpriv (util-linux) runs s2cs without privileges");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must not start: {err}");
+    assert!(err.contains("--engine sockmap cannot start"), "{err}");
+    assert!(err.contains("needs root") && err.contains("--engine copy"), "{err}");
+}
+
 #[test]
 fn auto_picks_sockmap_only_when_enabled_and_plaintext() {
     let pick = |sockmap_auto: bool, wan_plaintext: bool| {

@@ -175,7 +175,16 @@ where
 impl Splicer {
     /// Loads the verdict and attaches it to the SOCKHASH.
     pub fn load() -> Result<Self, SockmapError> {
-        let refused = |e: &dyn std::fmt::Display| SockmapError::NotPermitted(e.to_string());
+        let refused = |e: &dyn std::error::Error| {
+            // aya's messages name the step; the OS error (EPERM, ...) is in the source chain.
+            let mut msg = e.to_string();
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                msg = format!("{msg}: {c}");
+                cause = c.source();
+            }
+            SockmapError::NotPermitted(msg)
+        };
         let mut ebpf = Ebpf::load(PROGRAM).map_err(|e| refused(&e))?;
         let socks: SockHash<MapData, u64> = take(&mut ebpf, "SOCKS")?;
         let peers = take(&mut ebpf, "PEERS")?;
