@@ -162,7 +162,13 @@ fn sockmap_without_bpf_privileges_refuses_with_the_reason() {
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args(["--inh-caps=-all", "--bounding-set=-all"])
         .arg(env!("CARGO_BIN_EXE_s2cs"))
-        .args(["--engine", "sockmap", "--wan_plaintext", "--no_auth", "--nossl"])
+        .args([
+            "--engine",
+            "sockmap",
+            "--wan_plaintext",
+            "--no_auth",
+            "--nossl",
+        ])
         .args(["--port", "1", "--port_range", "2-3"])
         .env("RUST_BACKTRACE", "0")
         .output()
@@ -170,7 +176,10 @@ fn sockmap_without_bpf_privileges_refuses_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "must not start: {err}");
     assert!(err.contains("--engine sockmap cannot start"), "{err}");
-    assert!(err.contains("needs root") && err.contains("--engine copy"), "{err}");
+    assert!(
+        err.contains("needs root") && err.contains("--engine copy"),
+        "{err}"
+    );
 }
 
 #[test]
