@@ -13,11 +13,15 @@
 
 pub mod allow;
 pub mod cores;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod engine;
 pub mod forward;
 pub mod kernel;
 pub mod ring;
 pub mod splice;
+#[cfg(feature = "dpdk")]
+pub mod stack;
 pub mod stats;
 pub mod wan_tls;
 

@@ -27,6 +27,12 @@ const APT: &[(&str, &str)] = &[
     // bindgen-generated shared types (libclang, which clang pulls in).
     ("clang", "clang"),
     ("libbpf-dev", "/usr/include/bpf/bpf_helpers.h"),
+    // The DPDK engine: DPDK 22.11 found with pkg-config (dpdk-sys), dpdk-testpmd for the
+    // forwarding benchmark's baseline, and ethtool to turn veth offloads off in its tests.
+    ("pkg-config", "pkg-config"),
+    ("libdpdk-dev", "/usr/lib/x86_64-linux-gnu/pkgconfig/libdpdk.pc"),
+    ("dpdk-dev", "dpdk-testpmd"),
+    ("ethtool", "ethtool"),
 ];
 
 /// Python modules (import name, pip package) for the cross-implementation gRPC test.

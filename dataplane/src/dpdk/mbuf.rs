@@ -1,0 +1,120 @@
+//! One packet buffer, owned: freed back to its pool on drop.
+
+use std::ptr::NonNull;
+
+/// An owned `rte_mbuf` (single segment as far as the accessors go). `repr(transparent)`, so a
+/// `Vec<Mbuf>`'s spare capacity is exactly the `struct rte_mbuf **` that rx/tx bursts take.
+#[derive(Debug)]
+#[repr(transparent)]
+pub struct Mbuf(NonNull<dpdk_sys::rte_mbuf>);
+
+// SAFETY: an mbuf is owned by exactly one Mbuf at a time; freeing it from another thread is
+// allowed (mempools are multi-producer).
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// # Safety
+    /// `raw` must be a valid mbuf that the caller owns and hands over (it is freed on drop).
+    #[inline]
+    pub(crate) unsafe fn from_raw(raw: NonNull<dpdk_sys::rte_mbuf>) -> Self {
+        Self(raw)
+    }
+
+    #[inline]
+    fn raw(&self) -> &dpdk_sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Bytes in the first segment.
+    #[inline]
+    pub fn len(&self) -> usize {
+        usize::from(self.raw().data_len)
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes in all segments.
+    #[inline]
+    pub fn pkt_len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    #[inline]
+    pub fn segments(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// Free space after the data in the first segment.
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        let m = self.raw();
+        usize::from(m.buf_len) - usize::from(m.data_off) - usize::from(m.data_len)
+    }
+
+    /// The first segment's data.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer, which we own
+        // for as long as self lives.
+        unsafe {
+            std::slice::from_raw_parts(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    /// The first segment's data, writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.raw();
+        let (addr, off, len) = (m.buf_addr, m.data_off, m.data_len);
+        // SAFETY: as in `data`, and we hold the only handle (refcount 1 for buffers we
+        // allocated or received), so no one else reads it.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                addr.cast::<u8>().add(usize::from(off)),
+                usize::from(len),
+            )
+        }
+    }
+
+    /// Grows the data by `len` bytes at the end and returns them, or `None` when the tailroom
+    /// is too small.
+    #[inline]
+    pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: we own the mbuf; append checks the tailroom and returns NULL if short.
+        let p = unsafe { dpdk_sys::shim_rte_pktmbuf_append(self.0.as_ptr(), len) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: DPDK returned `len` writable bytes inside our buffer.
+        Some(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), usize::from(len)) })
+    }
+
+    /// Removes `len` bytes from the end.
+    #[inline]
+    pub fn trim(&mut self, len: u16) -> bool {
+        // SAFETY: we own the mbuf; trim checks the length.
+        unsafe { dpdk_sys::shim_rte_pktmbuf_trim(self.0.as_ptr(), len) == 0 }
+    }
+
+    /// The port the packet arrived on.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf and give it back exactly once.
+        unsafe { dpdk_sys::shim_rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}

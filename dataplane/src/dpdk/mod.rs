@@ -1,0 +1,25 @@
+//! The safe layer over DPDK (`dpdk-sys`): the only place in the dataplane with DPDK `unsafe`.
+//!
+//! - [`Eal`]: once per process, initialised off the caller's thread; work runs on pinned worker
+//!   lcores through [`Eal::launch`].
+//! - [`Mempool`] and [`Mbuf`] (frees itself on drop).
+//! - [`Port`], configured from a [`PortSetup`] (derived from a NIC profile) and masked against
+//!   the device's capabilities; its queues are handed out once as [`RxQueue`] / [`TxQueue`].
+//!
+//! Errors keep the failing call, its argument and DPDK's message ([`DpdkError`]).
+
+mod eal;
+mod error;
+mod flags;
+mod mbuf;
+mod mempool;
+mod port;
+
+pub use eal::{Eal, LcoreJob, probe_vdev, remove_vdev, tsc, tsc_hz, version};
+pub use error::DpdkError;
+pub use mbuf::Mbuf;
+pub use mempool::Mempool;
+pub use port::{
+    Port, PortCounters, PortInfo, PortSetup, RssHash, RxOffloads, RxQueue, TxOffloads, TxQueue,
+    port_names,
+};

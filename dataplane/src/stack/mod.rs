@@ -1,0 +1,10 @@
+//! TCP termination on the DPDK ports: smoltcp interfaces over DPDK queue pairs ([`device`]),
+//! one polling loop per lcore ([`lcore`]) that terminates each proxied connection on one port
+//! and re-originates it on the other, and the byte relay between the two ([`relay`]).
+
+pub mod device;
+pub mod lcore;
+mod relay;
+
+pub use device::{DeviceCounters, PortDevice};
+pub use lcore::{Command, Lcore, LcoreStats, PortAddr, StackOptions, StreamId};

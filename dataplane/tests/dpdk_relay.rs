@@ -1,0 +1,356 @@
+//! The DPDK TCP termination end to end inside one private network namespace: a real EAL,
+//! `net_af_packet` vdevs on two veth pairs, kernel TCP peers on the other veth ends.
+//!
+//! ```text
+//!  consumer (kernel, 10.2.0.1) ── wanK|wanD ── [DPDK gateway: 10.2.0.2 │ 10.1.0.2] ── lanD|lanK ── producer (kernel, 10.1.0.1:7000)
+//! ```
+//! The gateway listens on 10.2.0.2:5100, terminates each connection and re-originates it from
+//! 10.1.0.2 to the producer. Needs root (namespaces, packet sockets); DPDK from Debian.
+//! All scenarios share one EAL and one gateway (EAL is once per process), so they run in one
+//! test, in order.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::process::Command as Proc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use dataplane::AllowList;
+use dataplane::dpdk::{Eal, Mempool, Port, PortSetup, probe_vdev};
+use dataplane::stack::{Command, Lcore, LcoreStats, PortAddr, PortDevice, StackOptions};
+use dataplane::stats::StreamCounters;
+
+const PRODUCER: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+const GW_LAN: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
+const GW_WAN: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
+const MTU: u16 = 9000;
+
+fn sh(args: &[&str]) {
+    let out = Proc::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test needs root (network namespaces, packet sockets for net_af_packet); run it as \
+         root, as CI does"
+    );
+}
+
+/// Deterministic test data: a keyed byte stream, so corruption, loss and reordering all show.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
+}
+
+struct Gateway {
+    commands: mpsc::Sender<Command>,
+    stats: Arc<LcoreStats>,
+    job: Option<thread::JoinHandle<()>>,
+    pool: Arc<Mempool>,
+    /// Closed after the lcore stopped (Drop below runs before the fields drop).
+    _ports: Vec<Port>,
+}
+
+impl Drop for Gateway {
+    /// On a failed assertion, stop polling before the ports close under the lcore.
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Stop);
+        if let Some(job) = self.job.take() {
+            let _ = job.join();
+        }
+    }
+}
+
+/// Namespace, veths, EAL, ports, and the lcore loop.
+fn start_gateway() -> Gateway {
+    require_root();
+    // SAFETY: unshare affects only this thread (and threads it spawns later): the veths, packet
+    // sockets and kernel peers of this test live in a namespace that dies with the process.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "unshare(CLONE_NEWNET): {}",
+        std::io::Error::last_os_error()
+    );
+    sh(&["ip", "link", "set", "lo", "up"]);
+    for (k, d, ip) in [
+        ("lanK", "lanD", "10.1.0.1/24"),
+        ("wanK", "wanD", "10.2.0.1/24"),
+    ] {
+        sh(&["ip", "link", "add", k, "type", "veth", "peer", "name", d]);
+        sh(&["ip", "link", "set", k, "mtu", "9000", "up"]);
+        sh(&["ip", "link", "set", d, "mtu", "9000", "up"]);
+        sh(&["ip", "addr", "add", ip, "dev", k]);
+        // The kernel peers must send complete checksums and MTU-sized frames: a packet socket
+        // on the other end sees what veth carries, partial checksums and 64 KiB GSO frames
+        // included.
+        sh(&["ethtool", "-K", k, "tx", "off", "tso", "off", "gso", "off"]);
+    }
+
+    let eal = Eal::init(&[
+        "dpdk-relay-test".into(),
+        "-l".into(),
+        "0,1".into(),
+        "--no-pci".into(),
+        "--no-huge".into(),
+        "-m".into(),
+        "1024".into(),
+        "--no-shconf".into(),
+        "--log-level=lib.eal:error".into(),
+    ])
+    .expect("EAL starts with --no-pci --no-huge");
+    let pool = Arc::new(Mempool::new("relay_test", 16383, 256, 10368, None).expect("mempool"));
+    let setup = PortSetup {
+        mtu: MTU,
+        rx_descriptors: 1024,
+        tx_descriptors: 1024,
+        ..PortSetup::default()
+    };
+    let mut ports = Vec::new();
+    let mut devices = Vec::new();
+    for (i, (iface, ip)) in [("lanD", GW_LAN), ("wanD", GW_WAN)].into_iter().enumerate() {
+        let name = probe_vdev(&format!(
+            "net_af_packet{i},iface={iface},qpairs=1,blocksz=20480,framesz=10240,framecnt=2048"
+        ))
+        .expect("af_packet vdev");
+        let mut port = Port::start(&name, &setup, Arc::clone(&pool)).expect("port starts");
+        let dev = PortDevice::new(
+            port.rx_queue(0).expect("rx queue"),
+            port.tx_queue(0).expect("tx queue"),
+            Arc::clone(&pool),
+            32,
+            usize::from(MTU),
+        );
+        let addr = PortAddr {
+            mac: port.mac(),
+            ipv4: ip,
+            prefix: 24,
+            gateway: None,
+        };
+        devices.push((dev, addr));
+        ports.push(port);
+    }
+    let (tx, rx) = mpsc::channel();
+    let stats = Arc::new(LcoreStats::default());
+    let lcore = Lcore::new(devices, StackOptions::default(), rx, Arc::clone(&stats), 7);
+    let worker = eal.workers()[0];
+    let (done_tx, done_rx) = mpsc::channel();
+    let launched = eal
+        .launch(worker, move || {
+            lcore.run();
+            let _ = done_tx.send(());
+            0
+        })
+        .expect("launch on the worker lcore");
+    // Wait for the lcore from a plain thread so the test can join it later.
+    let job = thread::spawn(move || {
+        assert_eq!(launched.wait(), 0);
+        done_rx.recv().expect("lcore loop ended");
+    });
+    Gateway {
+        commands: tx,
+        stats,
+        job: Some(job),
+        pool,
+        _ports: ports,
+    }
+}
+
+impl Gateway {
+    fn listen(&self, stream: u64, port: u16, target: SocketAddrV4) -> Arc<StreamCounters> {
+        let counters = Arc::new(StreamCounters::default());
+        let (tx, rx) = mpsc::channel();
+        self.commands
+            .send(Command::Listen {
+                stream,
+                port: 1,
+                local_port: port,
+                target,
+                allow: AllowList::any(),
+                counters: Arc::clone(&counters),
+                done: tx,
+            })
+            .expect("lcore is running");
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("lcore answers")
+            .expect("listener starts");
+        counters
+    }
+
+    fn close(&self, stream: u64) {
+        let (tx, rx) = mpsc::channel();
+        self.commands
+            .send(Command::Close { stream, done: tx })
+            .expect("lcore is running");
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("stream closed within 10 s");
+    }
+}
+
+/// A producer that sends `to_consumer` bytes and hashes what it receives, per connection.
+fn producer(
+    listener: TcpListener,
+    conns: usize,
+    to_consumer: usize,
+) -> thread::JoinHandle<Vec<Vec<u8>>> {
+    thread::spawn(move || {
+        let mut handles = Vec::new();
+        for i in 0..conns {
+            let (mut s, _) = listener.accept().expect("accept");
+            handles.push(thread::spawn(move || {
+                let data = pattern(1000 + i as u64, to_consumer);
+                let mut r = s.try_clone().expect("clone");
+                let reader = thread::spawn(move || {
+                    let mut got = Vec::new();
+                    r.read_to_end(&mut got).expect("producer read");
+                    got
+                });
+                s.write_all(&data).expect("producer write");
+                s.shutdown(Shutdown::Write).expect("shutdown");
+                sha256(&reader.join().expect("reader"))
+            }));
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("producer conn"))
+            .collect()
+    })
+}
+
+#[test]
+fn dpdk_gateway_terminates_and_reoriginates_tcp() {
+    let gw = start_gateway();
+
+    // 1. ARP and ICMP echo on the WAN port.
+    sh(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.2.0.2"]);
+
+    // 2. Four connections at once, 64 MiB each way, SHA-256 equal at both ends.
+    let listener = TcpListener::bind((PRODUCER, 7000)).expect("producer listens");
+    let target = SocketAddrV4::new(PRODUCER, 7000);
+    let counters = gw.listen(1, 5100, target);
+    let size = 64 << 20;
+    let conns = 4;
+    let prod = producer(listener, conns, size);
+    let t0 = Instant::now();
+    let consumers: Vec<_> = (0..conns)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut s = TcpStream::connect((GW_WAN, 5100)).expect("consumer connects");
+                let data = pattern(2000 + i as u64, size);
+                let mut w = s.try_clone().expect("clone");
+                let writer = thread::spawn(move || {
+                    w.write_all(&data).expect("consumer write");
+                    w.shutdown(Shutdown::Write).expect("shutdown");
+                });
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).expect("consumer read");
+                writer.join().expect("writer");
+                got
+            })
+        })
+        .collect();
+    let mut from_producer: Vec<Vec<u8>> = consumers
+        .into_iter()
+        .map(|c| sha256(&c.join().expect("consumer")))
+        .collect();
+    let mut at_producer = prod.join().expect("producer");
+    let secs = t0.elapsed().as_secs_f64();
+    // Connections pair up in accept order, not index order: compare as sets.
+    let mut sent_by_producer: Vec<_> = (0..conns)
+        .map(|i| sha256(&pattern(1000 + i as u64, size)))
+        .collect();
+    let mut sent_by_consumer: Vec<_> = (0..conns)
+        .map(|i| sha256(&pattern(2000 + i as u64, size)))
+        .collect();
+    for v in [
+        &mut from_producer,
+        &mut at_producer,
+        &mut sent_by_producer,
+        &mut sent_by_consumer,
+    ] {
+        v.sort();
+    }
+    assert_eq!(
+        from_producer, sent_by_producer,
+        "producer → consumer bytes differ"
+    );
+    assert_eq!(
+        at_producer, sent_by_consumer,
+        "consumer → producer bytes differ"
+    );
+    eprintln!(
+        "4 × {} MiB each way in {secs:.2} s ({:.2} Gbit/s total)",
+        size >> 20,
+        (2 * conns * size) as f64 * 8.0 / secs / 1e9
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counters.active_connections.load(Ordering::Relaxed) != 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let s = counters.snapshot(0);
+    assert_eq!(s.bytes_to_target, (conns * size) as u64);
+    assert_eq!(s.bytes_from_target, (conns * size) as u64);
+    assert_eq!(s.total_connections, conns as u64);
+    assert_eq!(s.active_connections, 0, "finished pairs are freed");
+
+    // 3. A target that refuses: the consumer is reset and the stream reports why.
+    let refused = gw.listen(2, 5101, SocketAddrV4::new(PRODUCER, 7999));
+    let mut s = TcpStream::connect((GW_WAN, 5101)).expect("handshake with the gateway");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut buf = [0u8; 16];
+    let r = s.read(&mut buf);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "expected a reset from the gateway, got {r:?}"
+    );
+    let err = refused.snapshot(0).last_error;
+    assert!(
+        err.contains("10.1.0.1:7999"),
+        "last_error names the target: {err:?}"
+    );
+
+    // 4. Close: listener gone (connect is reset), every socket freed.
+    gw.close(1);
+    gw.close(2);
+    let r = TcpStream::connect_timeout(&(GW_WAN, 5100).into(), Duration::from_secs(3));
+    assert!(r.is_err(), "a closed stream still accepts connections");
+
+    // 5. Stop: the loop ends, ports close, every mbuf is back in the pool.
+    let busy = gw.stats.busy_cycles.load(Ordering::Relaxed);
+    assert!(busy > 0, "the lcore counted busy cycles");
+    gw.commands.send(Command::Stop).expect("stop");
+    let mut gw = gw;
+    gw.job.take().expect("job").join().expect("lcore job");
+    let pool = Arc::clone(&gw.pool);
+    drop(gw);
+    assert_eq!(pool.available(), pool.size(), "mbufs leaked");
+}
