@@ -19,14 +19,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dataplane::AllowList;
-use dataplane::dpdk::{Eal, Mempool, Port, PortSetup, probe_vdev};
+use dataplane::dpdk::{Eal, Mempool, Port, PortSetup};
 use dataplane::stack::{Command, Lcore, LcoreStats, PortAddr, PortDevice, StackOptions};
 use dataplane::stats::StreamCounters;
+use nic_profiles::{LcoreLayout, PortSpec, Profile, device_names, eal_args, port_config};
 
 const PRODUCER: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
-const GW_LAN: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
 const GW_WAN: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
-const MTU: u16 = 9000;
 
 fn sh(args: &[&str]) {
     let out = Proc::new(args[0])
@@ -115,45 +114,43 @@ fn start_gateway() -> Gateway {
         sh(&["ethtool", "-K", k, "tx", "off", "tso", "off", "gso", "off"]);
     }
 
-    let eal = Eal::init(&[
-        "dpdk-relay-test".into(),
-        "-l".into(),
-        "0,1".into(),
-        "--no-pci".into(),
-        "--no-huge".into(),
-        "-m".into(),
-        "1024".into(),
-        "--no-shconf".into(),
-        "--log-level=lib.eal:error".into(),
-    ])
-    .expect("EAL starts with --no-pci --no-huge");
-    let pool = Arc::new(Mempool::new("relay_test", 16383, 256, 10368, None).expect("mempool"));
-    let setup = PortSetup {
-        mtu: MTU,
-        rx_descriptors: 1024,
-        tx_descriptors: 1024,
-        ..PortSetup::default()
-    };
+    // The shipped test profile drives everything: EAL arguments, vdevs, port setup, mempool.
+    let profile = Profile::builtin("af_packet_jumbo").expect("builtin profile");
+    let specs: Vec<PortSpec> = [
+        ("lan", "lanD", "10.1.0.2/24"),
+        ("wan", "wanD", "10.2.0.2/24"),
+    ]
+    .into_iter()
+    .map(|(name, iface, ip)| {
+        PortSpec::vdev(name, [("iface", iface)].into_iter().collect(), ip).expect("port spec")
+    })
+    .collect();
+    let layout = LcoreLayout::new(0, vec![1]);
+    let mut args = eal_args(&profile, &specs, &layout, &[]).expect("EAL arguments");
+    args[0] = "dpdk-relay-test".into();
+    let eal = Eal::init(&args).expect("EAL starts with the profile's arguments");
+    let config = port_config(&profile);
+    let m = config.mempool;
+    let pool = Arc::new(
+        Mempool::new("relay_test", m.mbufs, m.cache, m.data_room, m.numa_node).expect("mempool"),
+    );
+    let setup = PortSetup::from(&config);
     let mut ports = Vec::new();
     let mut devices = Vec::new();
-    for (i, (iface, ip)) in [("lanD", GW_LAN), ("wanD", GW_WAN)].into_iter().enumerate() {
-        let name = probe_vdev(&format!(
-            "net_af_packet{i},iface={iface},qpairs=1,blocksz=20480,framesz=10240,framecnt=2048"
-        ))
-        .expect("af_packet vdev");
-        let mut port = Port::start(&name, &setup, Arc::clone(&pool)).expect("port starts");
+    for (name, spec) in device_names(&profile, &specs).iter().zip(&specs) {
+        let mut port = Port::start(name, &setup, Arc::clone(&pool)).expect("port starts");
         let dev = PortDevice::new(
             port.rx_queue(0).expect("rx queue"),
             port.tx_queue(0).expect("tx queue"),
             Arc::clone(&pool),
-            32,
-            usize::from(MTU),
+            config.burst,
+            usize::from(config.mtu),
         );
         let addr = PortAddr {
             mac: port.mac(),
-            ipv4: ip,
-            prefix: 24,
-            gateway: None,
+            ipv4: spec.ipv4.addr(),
+            prefix: spec.ipv4.prefix_len(),
+            gateway: spec.gateway,
         };
         devices.push((dev, addr));
         ports.push(port);

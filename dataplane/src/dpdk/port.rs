@@ -47,6 +47,47 @@ impl Default for PortSetup {
     }
 }
 
+impl From<&nic_profiles::PortConfig> for PortSetup {
+    /// The port part of a NIC profile (`nic_profiles::port_config`); promiscuous mode stays off
+    /// (each port owns its MAC).
+    fn from(c: &nic_profiles::PortConfig) -> Self {
+        use nic_profiles::{RssHash as H, RxOffload as R, TxOffload as T};
+        let rx = c.rx_offloads;
+        let tx = c.tx_offloads;
+        let hash = c.rss.as_ref().map(|r| r.hash);
+        let has = |h: H| hash.is_some_and(|set| set.contains(h));
+        Self {
+            rx_queues: c.rx_queues,
+            tx_queues: c.tx_queues,
+            rx_descriptors: c.rx_descriptors,
+            tx_descriptors: c.tx_descriptors,
+            mtu: c.mtu,
+            rx_offloads: RxOffloads {
+                ipv4_checksum: rx.contains(R::Ipv4Cksum),
+                tcp_checksum: rx.contains(R::TcpCksum),
+                udp_checksum: rx.contains(R::UdpCksum),
+                lro: rx.contains(R::Lro),
+                scatter: rx.contains(R::Scatter),
+            },
+            tx_offloads: TxOffloads {
+                ipv4_checksum: tx.contains(T::Ipv4Cksum),
+                tcp_checksum: tx.contains(T::TcpCksum),
+                udp_checksum: tx.contains(T::UdpCksum),
+                tso: tx.contains(T::Tso),
+                multi_segs: tx.contains(T::MultiSegs),
+            },
+            rss: RssHash {
+                ipv4: has(H::Ipv4),
+                ipv6: has(H::Ipv6),
+                tcp: has(H::Tcp),
+                udp: has(H::Udp),
+            },
+            rss_key: c.rss.as_ref().and_then(|r| r.key.clone()),
+            promiscuous: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RxOffloads {
     pub ipv4_checksum: bool,
