@@ -116,7 +116,11 @@ fn link_static() {
                 continue;
             }
             f if f.starts_with("-l:lib") && f.ends_with(".a") => {
-                let kind = if whole { "static:+whole-archive" } else { "static" };
+                let kind = if whole {
+                    "static:+whole-archive"
+                } else {
+                    "static"
+                };
                 (kind, &f[6..f.len() - 2])
             }
             f if f.starts_with("-lrte_") => ("static", &f[2..]),

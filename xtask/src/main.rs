@@ -30,7 +30,10 @@ const APT: &[(&str, &str)] = &[
     // The DPDK engine: DPDK 22.11 found with pkg-config (dpdk-sys), dpdk-testpmd for the
     // forwarding benchmark's baseline, and ethtool to turn veth offloads off in its tests.
     ("pkg-config", "pkg-config"),
-    ("libdpdk-dev", "/usr/lib/x86_64-linux-gnu/pkgconfig/libdpdk.pc"),
+    (
+        "libdpdk-dev",
+        "/usr/lib/x86_64-linux-gnu/pkgconfig/libdpdk.pc",
+    ),
     ("dpdk-dev", "dpdk-testpmd"),
     ("ethtool", "ethtool"),
 ];
