@@ -183,6 +183,16 @@ fn start_gateway() -> Gateway {
 
 impl Gateway {
     fn listen(&self, stream: u64, port: u16, target: SocketAddrV4) -> Arc<StreamCounters> {
+        self.listen_from(stream, port, target, AllowList::any())
+    }
+
+    fn listen_from(
+        &self,
+        stream: u64,
+        port: u16,
+        target: SocketAddrV4,
+        allow: AllowList,
+    ) -> Arc<StreamCounters> {
         let counters = Arc::new(StreamCounters::default());
         let (tx, rx) = mpsc::channel();
         self.commands
@@ -191,7 +201,7 @@ impl Gateway {
                 port: 1,
                 local_port: port,
                 target,
-                allow: AllowList::any(),
+                allow,
                 counters: Arc::clone(&counters),
                 done: tx,
             })
@@ -336,6 +346,27 @@ fn dpdk_gateway_terminates_and_reoriginates_tcp() {
         "last_error names the target: {err:?}"
     );
 
+    // 3b. A source outside the allow-list is reset and counted; the target never sees it.
+    let listener = TcpListener::bind((PRODUCER, 7003)).expect("producer listens");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let allow = AllowList::parse(&["192.0.2.0/24"]).expect("allow-list");
+    let guarded = gw.listen_from(5, 5104, SocketAddrV4::new(PRODUCER, 7003), allow);
+    let r = TcpStream::connect((GW_WAN, 5104)).and_then(|mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(15)))?;
+        s.read(&mut [0u8; 16])
+    });
+    // Refused while its handshake is still open, so the RST usually answers the SYN itself.
+    assert!(
+        matches!(&r, Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused)),
+        "expected a reset for a refused source, got {r:?}"
+    );
+    let g = guarded.snapshot(0);
+    assert_eq!((g.rejected_connections, g.total_connections), (1, 0));
+    assert!(
+        listener.accept().is_err(),
+        "the target saw a connection from a refused source"
+    );
+
     // 4. The producer resets mid-stream: the consumer is reset too (not a clean EOF).
     let listener = TcpListener::bind((PRODUCER, 7001)).expect("producer listens");
     gw.listen(3, 5102, SocketAddrV4::new(PRODUCER, 7001));
@@ -394,7 +425,7 @@ fn dpdk_gateway_terminates_and_reoriginates_tcp() {
     prod.join().expect("producer");
 
     // 6. Close: listener gone (connect is reset), every socket freed.
-    for stream in 1..=4 {
+    for stream in 1..=5 {
         gw.close(stream);
     }
     let r = TcpStream::connect_timeout(&(GW_WAN, 5100).into(), Duration::from_secs(3));

@@ -394,6 +394,7 @@ impl Lcore {
             .filter(|(_, l)| only.is_none_or(|p| p == l.port))
             .map(|(id, _)| *id)
             .collect();
+        let mut refused = Vec::new();
         for id in ids {
             let Some(mut l) = self.listeners.remove(&id) else {
                 continue;
@@ -413,19 +414,18 @@ impl Lcore {
                     IpAddress::Ipv4(v4) => l.allow.allows(std::net::IpAddr::V4(v4)),
                 });
                 if !allowed {
+                    // Reset at once; the target never sees it.
                     s.abort();
                     l.counters
                         .rejected_connections
                         .fetch_add(1, Ordering::Relaxed);
-                    // The abort (RST) goes out at the next egress; the socket is dropped with
-                    // the pair bookkeeping below, as a finished connection without a target.
+                    refused.push((l.port, h));
+                    continue;
                 }
-                l.counters
-                    .total_connections
-                    .fetch_add(u64::from(allowed), Ordering::Relaxed);
+                l.counters.total_connections.fetch_add(1, Ordering::Relaxed);
                 l.counters
                     .active_connections
-                    .fetch_add(u32::from(allowed), Ordering::Relaxed);
+                    .fetch_add(1, Ordering::Relaxed);
                 self.conns.push(Conn {
                     stream: id,
                     a: (l.port, h),
@@ -435,19 +435,28 @@ impl Lcore {
                     to_a: Direction::default(),
                     counters: Arc::clone(&l.counters),
                 });
-                if !allowed {
-                    // Mark as ended so relay() only waits for the RST to go out.
-                    if let Some(c) = self.conns.last_mut() {
-                        c.to_b.fin_seen = true;
-                        c.to_a.fin_seen = true;
-                    }
-                }
             }
             if let Err(e) = self.refill_listener(&mut l) {
                 l.counters.set_last_error(e);
             }
             self.listeners.insert(id, l);
         }
+        for (port, h) in refused {
+            self.reset_and_remove(port, h);
+        }
+    }
+
+    /// Aborts a socket, lets its RST go out, and frees it.
+    fn reset_and_remove(&mut self, port: usize, h: SocketHandle) {
+        let now = self.now();
+        let p = &mut self.ports[port];
+        let s = p.sockets.get_mut::<Socket>(h);
+        if s.state() != State::Closed {
+            s.abort();
+        }
+        // An aborted socket emits its RST at its next egress.
+        p.iface.poll_egress(now, &mut p.dev, &mut p.sockets);
+        p.sockets.remove(h);
     }
 
     /// The port that reaches `ip`: the one whose subnet holds it, else one with a gateway.
@@ -498,18 +507,6 @@ impl Lcore {
         let (a_port, a_h) = self.conns[i].a;
         let a_state = self.ports[a_port].sockets.get::<Socket>(a_h).state();
         if self.conns[i].b.is_none() {
-            if self.conns[i].to_b.fin_seen && self.conns[i].to_a.fin_seen {
-                // Refused source: wait for the RST to leave.
-                let a = self.ports[a_port].sockets.get::<Socket>(a_h);
-                return (
-                    0,
-                    if a.state() == State::Closed {
-                        Ending::Done
-                    } else {
-                        Ending::Running
-                    },
-                );
-            }
             match a_state {
                 State::SynReceived => return (0, Ending::Running),
                 State::Closed => return (0, Ending::Reset),
@@ -581,25 +578,16 @@ impl Lcore {
     }
 
     fn free_pair(&mut self, c: &Conn, ending: Ending) {
-        let ends = std::iter::once(c.a).chain(c.b);
-        for (port, h) in ends {
-            let s = self.ports[port].sockets.get_mut::<Socket>(h);
-            if ending == Ending::Reset && s.state() != State::Closed {
-                s.abort();
-                // The RST is emitted at the next egress of this socket; give it one.
-                let now = self.now();
-                let p = &mut self.ports[port];
-                p.iface.poll_egress(now, &mut p.dev, &mut p.sockets);
+        for (port, h) in std::iter::once(c.a).chain(c.b) {
+            if ending == Ending::Reset {
+                self.reset_and_remove(port, h);
+            } else {
+                self.ports[port].sockets.remove(h);
             }
-            self.ports[port].sockets.remove(h);
         }
-        if c.counters.active_connections.load(Ordering::Relaxed) > 0
-            && !(c.b.is_none() && c.to_b.fin_seen && c.to_a.fin_seen)
-        {
-            c.counters
-                .active_connections
-                .fetch_sub(1, Ordering::Relaxed);
-        }
+        c.counters
+            .active_connections
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     fn close_stream(&mut self, stream: StreamId) {
