@@ -154,6 +154,18 @@ fn two_step_sockmap() {
     cell("tm", Flow::TwoStep, "sockmap", true);
 }
 
+/// Both gateways on the DPDK engine: `net_af_packet` on their data veths, TCP terminated and
+/// re-originated on smoltcp in each gateway.
+#[test]
+fn connect_dpdk() {
+    cell("cd", Flow::Connect, "dpdk", true);
+}
+
+#[test]
+fn two_step_dpdk() {
+    cell("td", Flow::TwoStep, "dpdk", true);
+}
+
 /// iperf3 (control and data connections) through both gateways, both directions.
 #[test]
 fn iperf3_through_the_tunnel() {
@@ -163,6 +175,11 @@ fn iperf3_through_the_tunnel() {
 #[test]
 fn iperf3_through_sockmap_gateways() {
     iperf3_case("im", "sockmap", true);
+}
+
+#[test]
+fn iperf3_through_dpdk_gateways() {
+    iperf3_case("id", "dpdk", true);
 }
 
 fn iperf3_case(name: &str, engine: &str, plaintext: bool) {

@@ -11,13 +11,16 @@
 //! server_crt = "server.crt"
 //! server_key = "server.key"
 //! # client_ca = "clients-ca.pem" # require client certificates (mTLS)
-//! engine = "auto"                # auto | copy | splice | sockmap
+//! engine = "auto"                # auto | copy | splice | sockmap | dpdk
 //! # cores = [0, 1]               # data-path cores (default: all online)
 //! buffer_size = "4M"             # copy engine, bytes buffered per direction per connection
 //! pipe_size = "1M"               # splice engine, pipe capacity per direction
 //! sockmap_auto = false           # auto may pick sockmap (needs wan_plaintext and BPF)
 //! sockmap_sndbuf = "16M"         # sockmap engine, send buffer forced on both sockets
 //! sockmap_max_backlog = "64M"    # sockmap engine, kernel backlog that pauses a direction
+//! # nic_profile = "af_packet_jumbo"  # dpdk engine: builtin NIC profile name or profile file
+//! # dpdk_ports = ["name=wan,ipv4=172.16.1.1/24,iface=wan0"]  # dpdk engine: one per data port
+//! dpdk_tcp_buffer = "4M"         # dpdk engine, TCP buffer per direction per terminated socket
 //! wan_plaintext = false          # true: WAN leg unencrypted (required by splice, sockmap)
 //! allow_sources = []             # default source allow-list of listeners (empty: any)
 //! hello_timeout = 180            # seconds a req waits for its hello
@@ -60,6 +63,9 @@ pub struct Config {
     pub sockmap_auto: bool,
     pub sockmap_sndbuf: String,
     pub sockmap_max_backlog: String,
+    pub nic_profile: Option<String>,
+    pub dpdk_ports: Vec<String>,
+    pub dpdk_tcp_buffer: String,
     pub wan_plaintext: bool,
     pub allow_sources: Vec<String>,
     pub hello_timeout: u64,
@@ -96,6 +102,9 @@ impl Default for Config {
             sockmap_auto: false,
             sockmap_sndbuf: "16M".into(),
             sockmap_max_backlog: "64M".into(),
+            nic_profile: None,
+            dpdk_ports: Vec::new(),
+            dpdk_tcp_buffer: "4M".into(),
             wan_plaintext: false,
             allow_sources: Vec::new(),
             hello_timeout: 180,

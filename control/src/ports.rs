@@ -45,6 +45,9 @@ impl std::fmt::Display for PortRange {
 pub struct PortPool {
     range: PortRange,
     in_use: Mutex<BTreeSet<u16>>,
+    /// Bind with `IP_FREEBIND`: the listeners only hold port numbers for an engine that owns
+    /// the data address itself (`dpdk`), so the kernel need not have the address.
+    freebind: bool,
 }
 
 /// A bound listener port on loan from the pool.
@@ -59,6 +62,15 @@ impl PortPool {
         Self {
             range,
             in_use: Mutex::new(BTreeSet::new()),
+            freebind: false,
+        }
+    }
+
+    /// A pool whose listeners hold port numbers on an address the kernel may not have.
+    pub fn holding_only(range: PortRange) -> Self {
+        Self {
+            freebind: true,
+            ..Self::new(range)
         }
     }
 
@@ -78,7 +90,7 @@ impl PortPool {
             if in_use.contains(&port) {
                 continue;
             }
-            match bind_listener(SocketAddr::new(ip, port)) {
+            match bind_listener(SocketAddr::new(ip, port), self.freebind) {
                 Ok(listener) => leases.push(Lease { port, listener }),
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => occupied += 1,
                 Err(e) => {
@@ -115,8 +127,15 @@ impl PortPool {
     }
 }
 
-fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_listener(addr: SocketAddr, freebind: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if freebind {
+        if addr.is_ipv4() {
+            socket.set_freebind_v4(true)?;
+        } else {
+            socket.set_freebind_v6(true)?;
+        }
+    }
     // Lets a released port be reused at once despite connections in TIME_WAIT; Linux still
     // refuses the bind while another socket listens on the port.
     socket.set_reuse_address(true)?;

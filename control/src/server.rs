@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use dataplane::stack::{DpdkEngine, DpdkOptions, SharedDpdkEngine, StackOptions};
 use dataplane::{
     AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions, Pinning, SpliceOptions,
     Splicer,
 };
+use nic_profiles::{LcoreLayout, PortSpec, Profile};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 
 use crate::auth::Authenticator;
@@ -29,11 +31,91 @@ pub struct Secrets {
     pub client_secret: Option<String>,
 }
 
-/// The engine picked for `--engine`, why, and the loaded BPF program when it is `sockmap`.
+/// The engine picked for `--engine`, why, and the loaded BPF program when it is `sockmap` or
+/// the running dataplane when it is `dpdk`.
 pub struct EngineChoice {
     pub kind: EngineKind,
     pub why: String,
     pub splicer: Option<Arc<Splicer>>,
+    pub dpdk: Option<Arc<DpdkEngine>>,
+}
+
+/// Whether the config names a NIC profile and data ports (what `auto` needs to try DPDK).
+fn dpdk_configured(cfg: &Config) -> bool {
+    cfg.nic_profile.is_some() && !cfg.dpdk_ports.is_empty()
+}
+
+/// Starts the `dpdk` engine from the config: profile, ports, lcores (`--cores`, else the
+/// profile's layout), TCP buffers.
+pub fn start_dpdk(cfg: &Config) -> anyhow::Result<DpdkEngine> {
+    let name = cfg.nic_profile.as_deref().context(
+        "the dpdk engine needs a NIC profile: --nic_profile NAME|FILE (e.g. connectx6dx, \
+         af_packet_jumbo)",
+    )?;
+    let profile = Profile::resolve(name)?;
+    for w in profile.warnings() {
+        tracing::warn!(profile = name, "{w}");
+    }
+    if cfg.dpdk_ports.is_empty() {
+        bail!(
+            "the dpdk engine needs its data ports: --dpdk_port name=wan,ipv4=ADDR/PREFIX,... \
+             (one per port)"
+        );
+    }
+    let ports: Vec<PortSpec> = cfg
+        .dpdk_ports
+        .iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|e| anyhow::anyhow!("--dpdk_port {p:?}: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let IpAddr::V4(listener) = cfg.listener_ip else {
+        bail!(
+            "the dpdk engine is IPv4 only; --listener_ip {} is IPv6",
+            cfg.listener_ip
+        );
+    };
+    if !ports.iter().any(|p| p.ipv4.addr() == listener) {
+        bail!(
+            "--listener_ip {listener} is not the address of a dpdk port ({}); listeners live on \
+             the dataplane, so set --listener_ip to the address of the port clients reach",
+            ports
+                .iter()
+                .map(|p| format!("{}={}", p.name, p.ipv4.addr()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let online: Vec<u32> = dataplane::cores::online_cores()
+        .into_iter()
+        .map(|c| c as u32)
+        .collect();
+    let layout = match &cfg.cores {
+        Some(cores) => {
+            let dataplane: Vec<u32> = cores.iter().map(|&c| c as u32).collect();
+            // EAL's main lcore only initialises; put it on a core the loops do not poll.
+            let main = online
+                .iter()
+                .copied()
+                .find(|c| !dataplane.contains(c))
+                .context("--cores names every online core; leave one for EAL's main lcore")?;
+            LcoreLayout::new(main, dataplane)
+        }
+        None => LcoreLayout::from_profile(&profile, &online)?,
+    };
+    let stack = StackOptions {
+        tcp_buffer: parse_size(&cfg.dpdk_tcp_buffer).map_err(anyhow::Error::msg)?,
+        ..StackOptions::default()
+    };
+    let engine = DpdkEngine::start(DpdkOptions {
+        profile,
+        ports,
+        layout,
+        stack,
+    })?;
+    tracing::info!(?engine, "dpdk dataplane up");
+    Ok(engine)
 }
 
 /// Picks the engine for `--engine` and says why. `auto` takes `sockmap` only when the config
@@ -44,8 +126,33 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
         kind,
         why,
         splicer: None,
+        dpdk: None,
     };
     match cfg.engine.trim().to_ascii_lowercase().as_str() {
+        "auto" if dpdk_configured(cfg) => {
+            if !cfg.wan_plaintext {
+                return Ok(plain(
+                    EngineKind::Copy,
+                    "auto: a NIC profile and dpdk ports are configured but the WAN leg is TLS, \
+                     which the dpdk engine cannot carry yet; using copy"
+                        .into(),
+                ));
+            }
+            match start_dpdk(cfg) {
+                Ok(engine) => Ok(EngineChoice {
+                    kind: EngineKind::Dpdk,
+                    why: "auto: a NIC profile and dpdk ports are configured and EAL started; \
+                          using dpdk"
+                        .into(),
+                    splicer: None,
+                    dpdk: Some(Arc::new(engine)),
+                }),
+                Err(e) => Ok(plain(
+                    EngineKind::Copy,
+                    format!("auto: the dpdk engine could not start ({e:#}); using copy"),
+                )),
+            }
+        }
         "auto" => {
             if !cfg.sockmap_auto {
                 return Ok(plain(
@@ -67,6 +174,7 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
                     why: "auto: sockmap_auto is on and the BPF program loaded; using sockmap"
                         .into(),
                     splicer: Some(Arc::new(s)),
+                    dpdk: None,
                 }),
                 Err(e) => Ok(plain(
                     EngineKind::Copy,
@@ -82,10 +190,25 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
                 )),
                 _ => None,
             };
+            let dpdk = match kind {
+                EngineKind::Dpdk => {
+                    if !cfg.wan_plaintext {
+                        bail!(
+                            "the dpdk engine cannot encrypt the WAN leg yet; add --wan_plaintext \
+                             to accept an unencrypted WAN explicitly, or use --engine copy (TLS 1.3)"
+                        );
+                    }
+                    Some(Arc::new(
+                        start_dpdk(cfg).context("--engine dpdk cannot start")?,
+                    ))
+                }
+                _ => None,
+            };
             Ok(EngineChoice {
                 kind,
                 why: format!("{kind} requested with --engine"),
                 splicer,
+                dpdk,
             })
         }
     }
@@ -93,7 +216,12 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
 
 /// Builds the gateway from the config (no sockets opened except the data-path loops).
 pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gateway>> {
-    let EngineChoice { kind, why, splicer } = choose_engine(cfg)?;
+    let EngineChoice {
+        kind,
+        why,
+        splicer,
+        dpdk,
+    } = choose_engine(cfg)?;
     tracing::info!(engine = kind.name(), "{why}");
     if !kind.encrypts_wan() && !cfg.wan_plaintext {
         bail!(
@@ -108,39 +236,10 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
         );
     }
     let range: PortRange = cfg.port_range.parse().map_err(anyhow::Error::msg)?;
-    let options = KernelOptions {
-        buffer_size: parse_size(&cfg.buffer_size).map_err(anyhow::Error::msg)?,
-        pipe_size: parse_size(&cfg.pipe_size).map_err(anyhow::Error::msg)?,
-        sockmap: SpliceOptions {
-            sndbuf: parse_size(&cfg.sockmap_sndbuf).map_err(anyhow::Error::msg)?,
-            max_backlog: parse_size(&cfg.sockmap_max_backlog).map_err(anyhow::Error::msg)? as u64,
-            ..SpliceOptions::default()
-        },
-        ..KernelOptions::default()
+    let engine: Arc<dyn Engine> = match dpdk {
+        Some(d) => Arc::new(SharedDpdkEngine(d)),
+        None => kernel_engine(cfg, kind, splicer)?,
     };
-    // Pin only where the operator chose cores; otherwise one floating loop per online core.
-    let (cores, pinning) = match &cfg.cores {
-        Some(c) => (c.clone(), Pinning::Pinned),
-        None => (dataplane::cores::online_cores(), Pinning::Floating),
-    };
-    let pool = Arc::new(CorePool::start(&cores, pinning)?);
-    tracing::info!(
-        ?cores,
-        ?pinning,
-        buffer_size = options.buffer_size,
-        "data-path event loops started"
-    );
-    let engine: Arc<dyn Engine> = Arc::new(match splicer {
-        Some(splicer) => {
-            tracing::info!(
-                sndbuf = options.sockmap.sndbuf,
-                max_backlog = options.sockmap.max_backlog,
-                "sockmap BPF program loaded and attached"
-            );
-            KernelEngine::sockmap(pool, options, splicer)
-        }
-        None => KernelEngine::new(kind, pool, options),
-    });
     let auth = build_auth(cfg, secrets)?;
     if auth.is_disabled() {
         tracing::warn!(
@@ -181,8 +280,53 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
         },
         auth,
         registry: Registry::default(),
-        pool: PortPool::new(range),
+        pool: if engine.listens_in_kernel() {
+            PortPool::new(range)
+        } else {
+            PortPool::holding_only(range)
+        },
         engine,
+    }))
+}
+
+/// `copy`, `splice` or `sockmap` over the per-core event loops.
+fn kernel_engine(
+    cfg: &Config,
+    kind: EngineKind,
+    splicer: Option<Arc<Splicer>>,
+) -> anyhow::Result<Arc<dyn Engine>> {
+    let options = KernelOptions {
+        buffer_size: parse_size(&cfg.buffer_size).map_err(anyhow::Error::msg)?,
+        pipe_size: parse_size(&cfg.pipe_size).map_err(anyhow::Error::msg)?,
+        sockmap: SpliceOptions {
+            sndbuf: parse_size(&cfg.sockmap_sndbuf).map_err(anyhow::Error::msg)?,
+            max_backlog: parse_size(&cfg.sockmap_max_backlog).map_err(anyhow::Error::msg)? as u64,
+            ..SpliceOptions::default()
+        },
+        ..KernelOptions::default()
+    };
+    // Pin only where the operator chose cores; otherwise one floating loop per online core.
+    let (cores, pinning) = match &cfg.cores {
+        Some(c) => (c.clone(), Pinning::Pinned),
+        None => (dataplane::cores::online_cores(), Pinning::Floating),
+    };
+    let pool = Arc::new(CorePool::start(&cores, pinning)?);
+    tracing::info!(
+        ?cores,
+        ?pinning,
+        buffer_size = options.buffer_size,
+        "data-path event loops started"
+    );
+    Ok(Arc::new(match splicer {
+        Some(splicer) => {
+            tracing::info!(
+                sndbuf = options.sockmap.sndbuf,
+                max_backlog = options.sockmap.max_backlog,
+                "sockmap BPF program loaded and attached"
+            );
+            KernelEngine::sockmap(pool, options, splicer)
+        }
+        None => KernelEngine::new(kind, pool, options),
     }))
 }
 

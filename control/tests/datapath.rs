@@ -142,7 +142,7 @@ async fn sockmap_chain_moves_bytes_both_ways() {
 
 #[test]
 fn engines_without_tls_are_refused_at_start_without_the_plaintext_opt_in() {
-    for engine in ["splice", "sockmap"] {
+    for engine in ["splice", "sockmap", "dpdk"] {
         let mut cfg = test_config(1);
         cfg.engine = engine.into();
         let err = control::server::build_gateway(&cfg, Default::default())
@@ -197,6 +197,51 @@ fn auto_picks_sockmap_only_when_enabled_and_plaintext() {
         "sockmap cannot carry the TLS WAN"
     );
     assert_eq!(pick(true, true), "sockmap");
+}
+
+/// `--engine dpdk` says what is missing or wrong before it touches EAL; `auto` tries DPDK only
+/// when it is configured and the WAN is plaintext.
+#[test]
+fn dpdk_configuration_errors_are_precise() {
+    let refuse = |edit: &dyn Fn(&mut control::config::Config)| {
+        let mut cfg = test_config(1);
+        cfg.engine = "dpdk".into();
+        cfg.wan_plaintext = true;
+        edit(&mut cfg);
+        let err = control::server::build_gateway(&cfg, Default::default())
+            .err()
+            .expect("must refuse");
+        format!("{err:#}")
+    };
+    let err = refuse(&|_| {});
+    assert!(err.contains("--nic_profile"), "{err}");
+    let err = refuse(&|c| c.nic_profile = Some("connectx7".into()));
+    assert!(
+        err.contains("no builtin NIC profile \"connectx7\""),
+        "{err}"
+    );
+    let err = refuse(&|c| c.nic_profile = Some("af_packet_jumbo".into()));
+    assert!(err.contains("--dpdk_port"), "{err}");
+    let err = refuse(&|c| {
+        c.nic_profile = Some("af_packet_jumbo".into());
+        c.dpdk_ports = vec!["name=wan,iface=wan0".into()];
+    });
+    assert!(err.contains("needs name= and ipv4="), "{err}");
+    let err = refuse(&|c| {
+        c.nic_profile = Some("af_packet_jumbo".into());
+        c.dpdk_ports = vec!["name=wan,ipv4=192.0.2.1/24,iface=wan0".into()];
+    });
+    assert!(
+        err.contains("is not the address of a dpdk port (wan=192.0.2.1)"),
+        "{err}"
+    );
+
+    let mut cfg = test_config(1);
+    cfg.nic_profile = Some("af_packet_jumbo".into());
+    cfg.dpdk_ports = vec!["name=wan,ipv4=192.0.2.1/24,iface=wan0".into()];
+    let choice = control::server::choose_engine(&cfg).unwrap();
+    assert_eq!(choice.kind.name(), "copy");
+    assert!(choice.why.contains("TLS"), "{}", choice.why);
 }
 
 /// One PROD gateway with a plaintext WAN, so a test can play the remote gateway itself.

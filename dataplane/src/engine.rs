@@ -24,6 +24,9 @@ pub enum EngineKind {
     Splice,
     /// In-kernel splicing with a BPF sockmap verdict (`ebpf-fallback`); cannot encrypt.
     Sockmap,
+    /// Kernel bypass: DPDK ports, TCP terminated and re-originated on smoltcp per polling
+    /// lcore (`stack`); cannot encrypt yet.
+    Dpdk,
 }
 
 impl EngineKind {
@@ -32,6 +35,7 @@ impl EngineKind {
             Self::Copy => "copy",
             Self::Splice => "splice",
             Self::Sockmap => "sockmap",
+            Self::Dpdk => "dpdk",
         }
     }
 
@@ -39,7 +43,7 @@ impl EngineKind {
     pub fn encrypts_wan(self) -> bool {
         match self {
             Self::Copy => true,
-            Self::Splice | Self::Sockmap => false,
+            Self::Splice | Self::Sockmap | Self::Dpdk => false,
         }
     }
 }
@@ -52,7 +56,7 @@ impl std::fmt::Display for EngineKind {
 
 /// An engine name that is not one of ours.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown engine '{0}'; choose one of: copy, splice, sockmap")]
+#[error("unknown engine '{0}'; choose one of: copy, splice, sockmap, dpdk")]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for EngineKind {
@@ -63,6 +67,7 @@ impl FromStr for EngineKind {
             "copy" => Ok(Self::Copy),
             "splice" => Ok(Self::Splice),
             "sockmap" => Ok(Self::Sockmap),
+            "dpdk" => Ok(Self::Dpdk),
             _ => Err(UnknownEngine(s.to_owned())),
         }
     }
@@ -143,6 +148,13 @@ pub trait Engine: Send + Sync {
     /// 0 when no connection is spliced), or `None` for engines without kernel maps.
     fn kernel_map_entries(&self) -> Option<usize> {
         None
+    }
+
+    /// Whether the engine accepts on the kernel listeners it is handed. Engines that own the
+    /// data ports themselves (`dpdk`) only use them to hold their port numbers, so the control
+    /// plane binds them with `IP_FREEBIND` on an address the kernel does not have.
+    fn listens_in_kernel(&self) -> bool {
+        true
     }
 }
 

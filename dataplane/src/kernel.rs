@@ -342,8 +342,9 @@ async fn connect_and_relay(
                     )
                     .await
                 }
-                // `start` refuses `sockmap` without a splicer, so this is `copy`.
-                EngineKind::Copy | EngineKind::Sockmap => forward::relay(
+                // `start` refuses `sockmap` without a splicer, so this is `copy` (`dpdk` is
+                // never a kernel engine: `build_gateway` gives it its own).
+                EngineKind::Copy | EngineKind::Sockmap | EngineKind::Dpdk => forward::relay(
                     &mut accepted,
                     &mut dialed,
                     opts.buffer_size,

@@ -258,6 +258,53 @@ impl TryFrom<RawPortSpec> for PortSpec {
     }
 }
 
+/// The command-line form: `name=wan,ipv4=172.16.1.1/24,iface=gn1-wan` — keys `name`, `ipv4`
+/// (required), `pci`, `mac`, `gateway`; every other key is one of the port's own devargs.
+impl FromStr for PortSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut raw = RawPortSpec {
+            name: String::new(),
+            pci: None,
+            devargs: None,
+            mac: None,
+            ipv4: String::new(),
+            gateway: None,
+        };
+        let mut devargs = Vec::new();
+        for pair in s.split(',').filter(|p| !p.is_empty()) {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(format!(
+                    "port setting {pair:?} has no value; write key=value pairs separated by \
+                     commas, e.g. name=wan,ipv4=172.16.1.1/24,iface=gn1-wan"
+                ));
+            };
+            match k {
+                "name" => raw.name = v.to_owned(),
+                "ipv4" => raw.ipv4 = v.to_owned(),
+                "pci" => raw.pci = Some(v.to_owned()),
+                "mac" => raw.mac = Some(v.to_owned()),
+                "gateway" => {
+                    raw.gateway = Some(v.parse().map_err(|_| {
+                        format!("gateway {v:?} is not an IPv4 address (e.g. 198.51.100.1)")
+                    })?);
+                }
+                _ => devargs.push(pair),
+            }
+        }
+        if raw.name.is_empty() || raw.ipv4.is_empty() {
+            return Err(format!(
+                "port {s:?} needs name= and ipv4=, e.g. name=wan,ipv4=172.16.1.1/24,iface=gn1-wan"
+            ));
+        }
+        if !devargs.is_empty() {
+            raw.devargs = Some(devargs.join(",").parse()?);
+        }
+        raw.try_into()
+    }
+}
+
 impl<'de> Deserialize<'de> for PciAddress {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -382,5 +429,35 @@ mod tests {
             no_prefix.to_string(),
             "IPv4 address \"10.0.0.1\" has no /prefix; write address/prefix, e.g. 172.16.1.1/24"
         );
+    }
+}
+
+#[cfg(test)]
+mod cli_form_tests {
+    use super::*;
+
+    #[test]
+    fn command_line_form() {
+        let p: PortSpec = "name=wan,ipv4=172.16.1.1/24,iface=gn1-wan,gateway=172.16.1.254"
+            .parse()
+            .unwrap();
+        assert_eq!(p.name, "wan");
+        assert_eq!(p.ipv4.to_string(), "172.16.1.1/24");
+        assert_eq!(p.gateway, Some(Ipv4Addr::new(172, 16, 1, 254)));
+        assert_eq!(p.device, PortDevice::Vdev("iface=gn1-wan".parse().unwrap()));
+        let pci: PortSpec = "name=lan,pci=0000:81:00.0,ipv4=10.0.0.1/24"
+            .parse()
+            .unwrap();
+        assert!(matches!(pci.device, PortDevice::Pci(_)));
+        let err = "name=wan,iface=x".parse::<PortSpec>().unwrap_err();
+        assert!(err.contains("needs name= and ipv4="), "{err}");
+        let err = "name=wan,ipv4=1.2.3.4,iface=x"
+            .parse::<PortSpec>()
+            .unwrap_err();
+        assert!(err.contains("has no /prefix"), "{err}");
+        let err = "name=wan,ipv4=1.2.3.4/8,pci=0000:81:00.0,iface=x"
+            .parse::<PortSpec>()
+            .unwrap_err();
+        assert!(err.contains("both pci and devargs"), "{err}");
     }
 }

@@ -16,8 +16,8 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 
 use crate::topology::{
-    CONS_APP_IP, GN1_CTL_IP, GN1_WAN_IP, GN2_CTL_IP, GN2_LAN_IP, GN2_WAN_IP, Host, PROD_APP_IP,
-    TestbedGuard, Topology,
+    CONS_APP_IP, GN1_CTL_IP, GN1_LAN_IP, GN1_WAN_IP, GN2_CTL_IP, GN2_LAN_IP, GN2_WAN_IP, Host,
+    PREFIX_LEN, PROD_APP_IP, TestbedGuard, Topology,
 };
 use crate::traffic::{TransferReport, consumer_seed, expected_sha256, producer_seed};
 
@@ -29,7 +29,10 @@ pub const CONTROL_PORT: u16 = 5000;
 pub struct ScenarioOptions {
     pub prefix: String,
     pub mtu: u32,
-    /// `copy` or `splice`.
+    /// `copy`, `splice`, `sockmap` or `dpdk`. With `dpdk` the gateways' data veths are handed to
+    /// the dataplane (`net_af_packet`, profile `af_packet_jumbo`): their kernel addresses are
+    /// removed, forwarding is turned off, and the apps' veths stop offloading (see
+    /// `docs/dpdk.md`).
     pub engine: String,
     pub wan_plaintext: bool,
     /// Directory holding `s2cs`, `s2uc` and `s2testbed`.
@@ -149,6 +152,9 @@ impl Scenario {
                 .arg(work.join("user.token")),
             "s2cs token new",
         )?;
+        if options.engine == "dpdk" {
+            prepare_dpdk(&topo)?;
+        }
         let mut scenario = Self {
             options,
             work,
@@ -202,8 +208,36 @@ impl Scenario {
         if self.options.wan_plaintext {
             cmd.arg("--wan_plaintext");
         }
-        if let Some((gn1, gn2)) = &self.options.cores {
-            cmd.args(["--cores", if host == Host::Gn1 { gn1 } else { gn2 }]);
+        let cores = match &self.options.cores {
+            Some((gn1, gn2)) => Some(if host == Host::Gn1 {
+                gn1.clone()
+            } else {
+                gn2.clone()
+            }),
+            // Two polling dataplanes on one 2-core host: one core each.
+            None if self.options.engine == "dpdk" => {
+                Some(if host == Host::Gn1 { "0" } else { "1" }.to_owned())
+            }
+            None => None,
+        };
+        if let Some(c) = cores {
+            cmd.args(["--cores", &c]);
+        }
+        if self.options.engine == "dpdk" {
+            let (lan, wan) = if host == Host::Gn1 {
+                (GN1_LAN_IP, GN1_WAN_IP)
+            } else {
+                (GN2_LAN_IP, GN2_WAN_IP)
+            };
+            cmd.args(["--nic_profile", "af_packet_jumbo"])
+                .args([
+                    "--dpdk_port",
+                    &format!("name=lan,ipv4={lan}/{PREFIX_LEN},iface=lan0"),
+                ])
+                .args([
+                    "--dpdk_port",
+                    &format!("name=wan,ipv4={wan}/{PREFIX_LEN},iface=wan0"),
+                ]);
         }
         cmd.spawn()
             .with_context(|| format!("starting s2cs on {name}"))
@@ -532,6 +566,33 @@ fn stop_child(mut child: Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Hands the gateways' data veths to the DPDK dataplane: the kernel gives up their addresses
+/// and stops forwarding (the dataplane owns those addresses now), and the apps' veths send
+/// complete checksums and MTU-sized frames, which a packet socket on the far end needs.
+fn prepare_dpdk(topo: &Topology) -> Result<()> {
+    for gn in [Host::Gn1, Host::Gn2] {
+        for dev in ["lan0", "wan0"] {
+            run_ok(
+                topo.command(gn, "ip").args(["addr", "flush", "dev", dev]),
+                "ip addr flush",
+            )?;
+        }
+        run_ok(
+            topo.command(gn, "sysctl")
+                .args(["-qw", "net.ipv4.ip_forward=0"]),
+            "sysctl ip_forward=0",
+        )?;
+    }
+    for app in [Host::Prod, Host::Cons] {
+        run_ok(
+            topo.command(app, "ethtool")
+                .args(["-K", "lan0", "tx", "off", "tso", "off", "gso", "off"]),
+            "ethtool -K lan0 (needs the ethtool package)",
+        )?;
+    }
+    Ok(())
 }
 
 fn run_ok(cmd: &mut Command, what: &str) -> Result<()> {

@@ -98,8 +98,9 @@ pub struct ServeArgs {
     /// Require client certificates signed by this CA (mTLS).
     #[arg(long = "client_ca", alias = "client-ca")]
     pub client_ca: Option<PathBuf>,
-    /// Data path: auto, copy, splice or sockmap (default auto; auto picks sockmap only with
-    /// --sockmap_auto and --wan_plaintext, else copy).
+    /// Data path: auto, copy, splice, sockmap or dpdk (default auto; auto picks dpdk when a NIC
+    /// profile and ports are configured and EAL starts, sockmap only with --sockmap_auto and
+    /// --wan_plaintext, else copy).
     #[arg(long)]
     pub engine: Option<String>,
     /// Upstream's proxy type (Haproxy, StunnelSubprocess, ...). Accepted and ignored: the data
@@ -127,8 +128,21 @@ pub struct ServeArgs {
     /// paused and held back by TCP (default 64M).
     #[arg(long = "sockmap_max_backlog", alias = "sockmap-max-backlog")]
     pub sockmap_max_backlog: Option<String>,
-    /// Run the WAN leg unencrypted (required by --engine splice and sockmap). Both gateways must
-    /// agree.
+    /// dpdk engine: NIC profile, a builtin name (connectx6dx, connectx5, e810, virtio,
+    /// af_packet, af_packet_jumbo, af_xdp, memif, tap, ring, null) or a profile file.
+    #[arg(long = "nic_profile", alias = "nic-profile")]
+    pub nic_profile: Option<String>,
+    /// dpdk engine: one data port, e.g. name=wan,ipv4=172.16.1.1/24,iface=wan0 (vdev) or
+    /// name=wan,ipv4=198.51.100.10/24,pci=0000:81:00.1; optional gateway=, mac=. Repeat per
+    /// port; --listener_ip must be one of their addresses. --cores names the dataplane lcores.
+    #[arg(long = "dpdk_port", alias = "dpdk-port")]
+    pub dpdk_ports: Vec<String>,
+    /// dpdk engine: TCP buffer per direction per terminated socket (default 4M; two
+    /// bandwidth-delay products of the WAN).
+    #[arg(long = "dpdk_tcp_buffer", alias = "dpdk-tcp-buffer")]
+    pub dpdk_tcp_buffer: Option<String>,
+    /// Run the WAN leg unencrypted (required by --engine splice, sockmap and dpdk). Both
+    /// gateways must agree.
     #[arg(long = "wan_plaintext", alias = "wan-plaintext")]
     pub wan_plaintext: bool,
     /// Default source allow-list of the listeners: addresses or CIDRs (default: any).
@@ -213,6 +227,7 @@ impl ServeArgs {
             pipe_size,
             sockmap_sndbuf,
             sockmap_max_backlog,
+            dpdk_tcp_buffer,
             allow_sources,
             hello_timeout,
             hello_grace,
@@ -229,8 +244,12 @@ impl ServeArgs {
             introspection_url,
             scope,
             state_dir,
-            metrics_addr
+            metrics_addr,
+            nic_profile
         );
+        if !self.dpdk_ports.is_empty() {
+            c.dpdk_ports = self.dpdk_ports;
+        }
         if self.nossl {
             c.ssl = false;
         }

@@ -3,8 +3,10 @@
 //! and re-originates it on the other, and the byte relay between the two ([`relay`]).
 
 pub mod device;
+pub mod engine;
 pub mod lcore;
 mod relay;
 
 pub use device::{DeviceCounters, PortDevice};
+pub use engine::{DpdkEngine, DpdkEngineError, DpdkOptions, SharedDpdkEngine};
 pub use lcore::{Command, Lcore, LcoreStats, PortAddr, StackOptions, StreamId};
