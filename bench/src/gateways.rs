@@ -103,7 +103,7 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
                 };
                 cells.extend(samples_for(&topo, &path)?);
             }
-            "copy" | "copy-tls" | "splice" | "sockmap" => {
+            "copy" | "copy-tls" | "splice" | "sockmap" | "dpdk" => {
                 let mut o = ScenarioOptions::new(PREFIX);
                 o.engine = if method == "copy-tls" {
                     "copy".into()

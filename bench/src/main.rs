@@ -50,11 +50,12 @@ enum Command {
     },
     /// The gateway benchmark on the testbed (needs root and the peer proxies installed).
     Gateways {
-        /// Methods, comma separated.
+        /// Methods, comma separated: direct, copy, copy-tls, splice, sockmap, dpdk, haproxy,
+        /// nginx, socat.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "direct,copy,copy-tls,splice,sockmap,haproxy,nginx,socat"
+            default_value = "direct,copy,copy-tls,splice,sockmap,dpdk,haproxy,nginx,socat"
         )]
         methods: Vec<String>,
         /// Message (write) sizes, comma separated.

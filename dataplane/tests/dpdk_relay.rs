@@ -168,9 +168,11 @@ fn start_gateway() -> Gateway {
         })
         .expect("launch on the worker lcore");
     // Wait for the lcore from a plain thread so the test can join it later.
+    // Wait for the loop's end on a channel first: rte_eal_wait_lcore spins, and a spinning
+    // thread would take a core from the kernel peers for the whole test.
     let job = thread::spawn(move || {
-        assert_eq!(launched.wait(), 0);
         done_rx.recv().expect("lcore loop ended");
+        assert_eq!(launched.wait(), 0);
     });
     Gateway {
         commands: tx,

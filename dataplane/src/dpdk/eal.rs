@@ -152,7 +152,8 @@ impl LcoreJob {
         self.lcore
     }
 
-    /// Blocks until the job returns; its return value (-1 if it panicked).
+    /// Blocks until the job returns; its return value (-1 if it panicked). EAL busy-waits
+    /// here: call it once the job has been told to stop, not to park a thread.
     pub fn wait(self) -> i32 {
         // SAFETY: waits for a worker lcore this EAL launched a job on; no memory is shared.
         unsafe { dpdk_sys::rte_eal_wait_lcore(self.lcore) }

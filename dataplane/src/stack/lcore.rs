@@ -22,7 +22,7 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address,
 use super::device::{DeviceCounters, PortDevice};
 use super::relay::{self, Direction, Ending};
 use crate::allow::AllowList;
-use crate::dpdk::tsc;
+use crate::dpdk::{tsc, tsc_hz};
 use crate::stats::StreamCounters;
 
 /// Addressing of one dataplane port.
@@ -151,7 +151,8 @@ pub struct Lcore {
     commands: Receiver<Command>,
     stats: Arc<LcoreStats>,
     scratch: Vec<u8>,
-    epoch: std::time::Instant,
+    epoch_tsc: u64,
+    tsc_hz: u64,
 }
 
 impl Lcore {
@@ -162,7 +163,6 @@ impl Lcore {
         stats: Arc<LcoreStats>,
         seed: u64,
     ) -> Self {
-        let epoch = std::time::Instant::now();
         let now = SmolInstant::from_micros(0);
         let ports = devices
             .into_iter()
@@ -199,7 +199,8 @@ impl Lcore {
             commands,
             stats,
             scratch: vec![0; 64 << 10],
-            epoch,
+            epoch_tsc: tsc(),
+            tsc_hz: tsc_hz().max(1),
         }
     }
 
@@ -260,8 +261,10 @@ impl Lcore {
             .store(self.conns.len() as u64, Ordering::Relaxed);
     }
 
+    /// smoltcp's clock, from the TSC the loop reads anyway (no clock_gettime per round).
     fn now(&self) -> SmolInstant {
-        SmolInstant::from_micros(self.epoch.elapsed().as_micros() as i64)
+        let ticks = tsc().wrapping_sub(self.epoch_tsc);
+        SmolInstant::from_micros((u128::from(ticks) * 1_000_000 / u128::from(self.tsc_hz)) as i64)
     }
 
     /// One round; whether anything happened.
@@ -279,11 +282,10 @@ impl Lcore {
                     break;
                 }
                 if p.dev.take_syn() {
-                    self.accept(Some(pi));
+                    self.accept(pi);
                 }
             }
         }
-        self.accept(None);
         worked |= self.relay();
         for p in &mut self.ports {
             p.iface.poll_egress(now, &mut p.dev, &mut p.sockets);
@@ -385,13 +387,13 @@ impl Lcore {
         Ok(())
     }
 
-    /// Moves listening sockets that took a SYN (on `only` port, or on any) into connections
-    /// and re-arms their listeners.
-    fn accept(&mut self, only: Option<usize>) {
+    /// Moves the listening sockets of `port` that took a SYN into connections and re-arms
+    /// their listeners. Runs only after a SYN arrived (a socket leaves LISTEN only on one).
+    fn accept(&mut self, port: usize) {
         let ids: Vec<StreamId> = self
             .listeners
             .iter()
-            .filter(|(_, l)| only.is_none_or(|p| p == l.port))
+            .filter(|(_, l)| l.port == port)
             .map(|(id, _)| *id)
             .collect();
         let mut refused = Vec::new();
