@@ -29,9 +29,9 @@ fn eal_runs_on_hugepages_reserved_and_released_by_the_hugepages_crate() {
         return;
     }
     // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+        euid, 0,
         "this test needs root (it reserves hugepages and mounts hugetlbfs); run it as root, as CI does"
     );
     let sys = HostSys;

@@ -426,8 +426,24 @@ fn dpdk_gateway_terminates_and_reoriginates_tcp() {
     );
     prod.join().expect("producer");
 
+    // 5b. The consumer half-closes first, the producer's last bytes and FIN arrive while the
+    // consumer does not read, and it stays away past smoltcp's 10 s TIME-WAIT: the bytes the
+    // gateway still held must survive the socket's end.
+    let listener = TcpListener::bind((PRODUCER, 7004)).expect("producer listens");
+    gw.listen(6, 5105, SocketAddrV4::new(PRODUCER, 7004));
+    let tail = 6 << 20;
+    let prod = producer(listener, 1, tail);
+    let mut s = TcpStream::connect((GW_WAN, 5105)).expect("consumer connects");
+    s.shutdown(Shutdown::Write).expect("nothing to send");
+    thread::sleep(Duration::from_secs(12));
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("consumer resumes");
+    assert_eq!(got.len(), tail, "bytes lost after TIME-WAIT");
+    assert_eq!(sha256(&got), sha256(&pattern(1000, tail)));
+    prod.join().expect("producer");
+
     // 6. Close: listener gone (connect is reset), every socket freed.
-    for stream in 1..=5 {
+    for stream in 1..=6 {
         gw.close(stream);
     }
     let r = TcpStream::connect_timeout(&(GW_WAN, 5100).into(), Duration::from_secs(3));

@@ -150,7 +150,6 @@ pub struct Lcore {
     conns: Vec<Conn>,
     commands: Receiver<Command>,
     stats: Arc<LcoreStats>,
-    scratch: Vec<u8>,
     epoch_tsc: u64,
     tsc_hz: u64,
 }
@@ -198,7 +197,6 @@ impl Lcore {
             conns: Vec::new(),
             commands,
             stats,
-            scratch: vec![0; 64 << 10],
             epoch_tsc: tsc(),
             tsc_hz: tsc_hz().max(1),
         }
@@ -529,7 +527,7 @@ impl Lcore {
         if b_state == State::SynSent {
             return (0, Ending::Running);
         }
-        if b_state == State::Closed && !relay::was_open(b_state) && !self.conns[i].to_a.fin_seen {
+        if b_state == State::Closed && !self.conns[i].to_a.fin_seen {
             // Never established: refused or timed out.
             let target = self.conns[i].target;
             self.conns[i].counters.set_last_error(format!(
@@ -537,39 +535,26 @@ impl Lcore {
             ));
         }
         let c = &mut self.conns[i];
-        let (to_b_bytes, to_a_bytes, ending);
-        if a_port != b_port {
+        let (to_b_bytes, to_a_bytes, ending) = if a_port != b_port {
             let (pa, pb) = pair_mut(&mut self.ports, a_port, b_port);
-            let a = pa.sockets.get_mut::<Socket>(a_h);
-            let b = pb.sockets.get_mut::<Socket>(b_h);
-            if relay::was_open(b.state()) {
-                b.set_timeout(None);
-            }
-            to_b_bytes = relay::pump(a, b);
-            to_a_bytes = relay::pump(b, a);
-            relay::forward_fin(&mut c.to_b, a, b);
-            relay::forward_fin(&mut c.to_a, b, a);
-            ending = relay::ending(a, b, &c.to_b, &c.to_a);
+            step(
+                c,
+                pa.sockets.get_mut::<Socket>(a_h),
+                pb.sockets.get_mut::<Socket>(b_h),
+            )
         } else {
+            // Both ends on one port (one socket set): lend `b` out of the set for the step so
+            // both can be borrowed; the placeholder has no buffers and is never polled.
             let set = &mut self.ports[a_port].sockets;
-            to_b_bytes = copy_within(set, a_h, b_h, &mut self.scratch);
-            to_a_bytes = copy_within(set, b_h, a_h, &mut self.scratch);
-            let mut b = std::mem::replace(
-                set.get_mut::<Socket>(b_h),
-                Socket::new(
-                    tcp::SocketBuffer::new(Vec::new()),
-                    tcp::SocketBuffer::new(Vec::new()),
-                ),
+            let placeholder = Socket::new(
+                tcp::SocketBuffer::new(Vec::new()),
+                tcp::SocketBuffer::new(Vec::new()),
             );
-            let a = set.get_mut::<Socket>(a_h);
-            if relay::was_open(b.state()) {
-                b.set_timeout(None);
-            }
-            relay::forward_fin(&mut c.to_b, a, &mut b);
-            relay::forward_fin(&mut c.to_a, &b, a);
-            ending = relay::ending(a, &b, &c.to_b, &c.to_a);
+            let mut b = std::mem::replace(set.get_mut::<Socket>(b_h), placeholder);
+            let r = step(c, set.get_mut::<Socket>(a_h), &mut b);
             *set.get_mut::<Socket>(b_h) = b;
-        }
+            r
+        };
         c.counters
             .bytes_to_target
             .fetch_add(to_b_bytes as u64, Ordering::Relaxed);
@@ -622,28 +607,15 @@ fn pair_mut(ports: &mut [StackPort], a: usize, b: usize) -> (&mut StackPort, &mu
     }
 }
 
-/// Copies from `src` to `sink`, both in one socket set, through `scratch`; never takes more
-/// than `sink` can hold, so nothing is lost.
-fn copy_within(
-    set: &mut SocketSet<'_>,
-    src: SocketHandle,
-    sink: SocketHandle,
-    scratch: &mut [u8],
-) -> usize {
-    let room = relay::room(set.get::<Socket>(sink)).min(scratch.len());
-    if room == 0 {
-        return 0;
+/// One relay round of a connected pair: copy both ways, forward FINs, and decide the ending.
+fn step(c: &mut Conn, a: &mut Socket<'_>, b: &mut Socket<'_>) -> (usize, usize, Ending) {
+    if relay::was_open(b.state()) {
+        // The connect timeout guarded the handshake only: a stalled peer must not abort.
+        b.set_timeout(None);
     }
-    let n = set
-        .get_mut::<Socket>(src)
-        .recv_slice(&mut scratch[..room])
-        .unwrap_or(0);
-    if n > 0 {
-        let sent = set
-            .get_mut::<Socket>(sink)
-            .send_slice(&scratch[..n])
-            .unwrap_or(0);
-        debug_assert_eq!(sent, n, "room was checked");
-    }
-    n
+    let to_b = relay::pump(&mut c.to_b, a, b);
+    let to_a = relay::pump(&mut c.to_a, b, a);
+    relay::forward_fin(&mut c.to_b, a, b);
+    relay::forward_fin(&mut c.to_a, b, a);
+    (to_b, to_a, relay::ending(a, b, &c.to_b, &c.to_a))
 }
