@@ -244,6 +244,39 @@ fn dpdk_configuration_errors_are_precise() {
     assert!(choice.why.contains("TLS"), "{}", choice.why);
 }
 
+/// A dpdk port whose device does not exist: s2cs exits with the port, the device and a hint.
+#[test]
+fn dpdk_with_a_missing_device_exits_with_the_port_and_a_hint() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_s2cs"))
+        .args([
+            "--engine",
+            "dpdk",
+            "--wan_plaintext",
+            "--no_auth",
+            "--nossl",
+        ])
+        .args(["--nic_profile", "af_packet_jumbo"])
+        .args(["--dpdk_port", "name=wan,ipv4=127.0.0.2/8,iface=s2nosuchif0"])
+        .args([
+            "--listener_ip",
+            "127.0.0.2",
+            "--port",
+            "1",
+            "--port_range",
+            "2-3",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("s2cs runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must not start: {err}");
+    assert!(err.contains("--engine dpdk cannot start"), "{err}");
+    assert!(
+        err.contains("dpdk port wan: device net_af_packet0 did not come up"),
+        "{err}"
+    );
+}
+
 /// One PROD gateway with a plaintext WAN, so a test can play the remote gateway itself.
 async fn single(targets: &[&str], allowed: &[&str]) -> (Harness, Client, String) {
     single_with("copy", targets, allowed).await

@@ -41,6 +41,16 @@ pub enum DpdkEngineError {
     #[error("no dataplane ports configured; give at least one with --dpdk_port")]
     NoPorts,
     #[error(
+        "dpdk port {port}: device {device} did not come up (ports present: {present:?}); its \
+         probe failed, see EAL's messages above (does the interface or PCI device exist, is it \
+         bound to a DPDK-capable driver?)"
+    )]
+    PortMissing {
+        port: String,
+        device: String,
+        present: Vec<String>,
+    },
+    #[error(
         "the profile has {queues} rx/tx queue pair(s) per port but {lcores} dataplane lcores \
          were asked for; every dataplane lcore polls its own queue pair"
     )]
@@ -112,7 +122,14 @@ impl DpdkEngine {
         let mut ports = Vec::with_capacity(specs.len());
         let mut addrs = Vec::with_capacity(specs.len());
         for (name, spec) in names.iter().zip(&specs) {
-            let port = Port::start(name, &setup, Arc::clone(&pool))?;
+            let port = Port::start(name, &setup, Arc::clone(&pool)).map_err(|e| match e {
+                DpdkError::UnknownPort { name, present } => DpdkEngineError::PortMissing {
+                    port: spec.name.clone(),
+                    device: name,
+                    present,
+                },
+                e => e.into(),
+            })?;
             addrs.push(PortAddr {
                 mac: spec.mac.map_or(port.mac(), |m| m.0),
                 ipv4: spec.ipv4.addr(),
