@@ -11,6 +11,7 @@
 mod eal;
 mod error;
 mod flags;
+pub mod flow;
 mod mbuf;
 mod mempool;
 mod port;

@@ -5,7 +5,9 @@
 //! `IP_FREEBIND`) to a dataplane address the kernel does not own: they only hold the port
 //! numbers. The engine listens on the same address and port inside the dataplane, on the port
 //! that owns that address, and relays each connection to its target through the port that
-//! reaches it. Dropping the engine stops the lcores, then closes the ports.
+//! reaches it. With several dataplane lcores, `rte_flow` rules steer each connection to the
+//! queue of the lcore that owns it (`steering`); a device that refuses them is an error at
+//! start. Dropping the engine stops the lcores, then removes the rules and closes the ports.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, TcpListener};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,6 +19,8 @@ use nic_profiles::{LcoreLayout, PortSpec, Profile};
 
 use super::device::PortDevice;
 use super::lcore::{Command, Lcore, LcoreStats, PortAddr, StackOptions, StreamId};
+use super::steering::{EphemeralBlocks, SteeringRule};
+use crate::dpdk::flow::{self, Flow};
 use crate::dpdk::{DpdkError, Eal, LcoreJob, Mempool, Port, PortSetup};
 use crate::engine::{BoxFuture, Engine, EngineError, EngineKind, Proxy, ProxySpec, WanSecurity};
 use crate::stats::{StreamCounters, StreamStats};
@@ -55,6 +59,16 @@ pub enum DpdkEngineError {
          were asked for; every dataplane lcore polls its own queue pair"
     )]
     Queues { queues: u16, lcores: usize },
+    #[error(
+        "dpdk port {port}: {lcores} dataplane lcores need flow steering, which the device \
+         refused: {source}; run one dataplane lcore (--cores N) on this device"
+    )]
+    Steering {
+        port: String,
+        lcores: usize,
+        #[source]
+        source: DpdkError,
+    },
 }
 
 /// A polling lcore as the engine drives it.
@@ -69,9 +83,13 @@ pub struct DpdkEngine {
     lcores: Vec<LcoreHandle>,
     addrs: Vec<PortAddr>,
     names: Vec<String>,
+    port_ids: Vec<u16>,
     next_lcore: AtomicUsize,
     next_stream: AtomicU64,
-    // Declared after the lcores: dropped once they have stopped polling.
+    /// With more than one lcore: the rules steering each lcore's ephemeral block to its
+    /// queue, on every port (listener rules live with their sessions).
+    steering: Vec<Flow>,
+    // Declared after the lcores and rules: dropped once the lcores have stopped polling.
     _ports: Vec<Port>,
     _pool: Arc<Mempool>,
 }
@@ -138,6 +156,22 @@ impl DpdkEngine {
             });
             ports.push(port);
         }
+        let blocks = EphemeralBlocks::new(lcore_ids.len());
+        let mut steering = Vec::new();
+        if lcore_ids.len() > 1 {
+            for ((port, addr), spec) in ports.iter().zip(&addrs).zip(&specs) {
+                for rule in blocks.rules(addr.ipv4) {
+                    let flow = flow::create(port.id(), &rule).map_err(|source| {
+                        DpdkEngineError::Steering {
+                            port: spec.name.clone(),
+                            lcores: lcore_ids.len(),
+                            source,
+                        }
+                    })?;
+                    steering.push(flow);
+                }
+            }
+        }
         let mut lcores = Vec::with_capacity(lcore_ids.len());
         for (q, &lcore) in lcore_ids.iter().enumerate() {
             let q = q as u16;
@@ -155,7 +189,11 @@ impl DpdkEngine {
             let (tx, rx) = mpsc::channel();
             let stats = Arc::new(LcoreStats::default());
             let seed = u64::from(lcore) ^ std::process::id() as u64;
-            let looper = Lcore::new(devices, stack.clone(), rx, Arc::clone(&stats), seed);
+            let options = StackOptions {
+                ephemeral: blocks.range(q.into()),
+                ..stack.clone()
+            };
+            let looper = Lcore::new(devices, options, rx, Arc::clone(&stats), seed);
             let job = eal.launch(lcore, move || {
                 looper.run();
                 0
@@ -171,8 +209,10 @@ impl DpdkEngine {
             lcores,
             addrs,
             names: names.clone(),
+            port_ids: ports.iter().map(Port::id).collect(),
             next_lcore: AtomicUsize::new(0),
             next_stream: AtomicU64::new(1),
+            steering,
             _ports: ports,
             _pool: pool,
         })
@@ -242,6 +282,8 @@ struct DpdkStream {
 struct DpdkProxy {
     engine: Arc<DpdkEngine>,
     streams: Vec<DpdkStream>,
+    /// Listener steering rules (several lcores only); removed at release.
+    flows: Mutex<Vec<Flow>>,
     /// The kernel sockets that hold the port numbers; closed at release.
     held: Mutex<Vec<TcpListener>>,
 }
@@ -286,6 +328,7 @@ impl Engine for SharedDpdkEngine {
             });
         }
         let mut streams: Vec<DpdkStream> = Vec::with_capacity(spec.listeners.len());
+        let mut flows = Vec::new();
         let mut result = Ok(());
         for (index, (listener, &target)) in spec.listeners.iter().zip(&spec.targets).enumerate() {
             let local = listener
@@ -307,6 +350,13 @@ impl Engine for SharedDpdkEngine {
                         ))
                     })?;
                 let lcore = engine.next_lcore.fetch_add(1, Ordering::Relaxed) % engine.lcores.len();
+                if !engine.steering.is_empty() {
+                    let rule = SteeringRule::listener(*local.ip(), local.port(), lcore as u16);
+                    flows.push(
+                        flow::create(engine.port_ids[port], &rule)
+                            .map_err(|e| unavailable(format!("steering {local}: {e}")))?,
+                    );
+                }
                 let id = engine.next_stream.fetch_add(1, Ordering::Relaxed);
                 let counters = Arc::new(StreamCounters::default());
                 let (done, answer) = mpsc::channel();
@@ -344,6 +394,7 @@ impl Engine for SharedDpdkEngine {
         let proxy = DpdkProxy {
             engine: Arc::clone(engine),
             streams,
+            flows: Mutex::new(flows),
             held: Mutex::new(spec.listeners),
         };
         match result {
@@ -363,6 +414,7 @@ impl DpdkProxy {
         let streams: Vec<(usize, StreamId)> =
             self.streams.iter().map(|s| (s.lcore, s.id)).collect();
         close_streams(&self.engine, &streams);
+        self.flows.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
@@ -427,6 +479,7 @@ impl Proxy for DpdkProxy {
         Box::pin(async move {
             // Waiting for the lcores takes a few polling rounds; keep it off the async workers.
             let _ = tokio::task::spawn_blocking(move || close_streams(&engine, &streams)).await;
+            self.flows.lock().unwrap_or_else(|e| e.into_inner()).clear();
             self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
         })
     }

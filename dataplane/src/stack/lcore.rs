@@ -46,6 +46,9 @@ pub struct StackOptions {
     pub connect_timeout: Duration,
     /// Verify RX checksums in software (off only on links whose senders are trusted).
     pub verify_rx_checksums: bool,
+    /// Local ports this lcore dials from (its steering block when several lcores share a port:
+    /// `steering::EphemeralBlocks`).
+    pub ephemeral: std::ops::RangeInclusive<u16>,
 }
 
 impl Default for StackOptions {
@@ -55,6 +58,7 @@ impl Default for StackOptions {
             listen_backlog: 2,
             connect_timeout: Duration::from_secs(10),
             verify_rx_checksums: true,
+            ephemeral: 49152..=65535,
         }
     }
 }
@@ -186,7 +190,13 @@ impl Lcore {
                     sockets: SocketSet::new(Vec::new()),
                     net: cidr,
                     gateway: addr.gateway,
-                    next_ephemeral: 49152 + (seed as u16 % 1024),
+                    // Start at a seeded point so a restarted gateway does not reuse the
+                    // 4-tuples of its last run first.
+                    next_ephemeral: {
+                        let (lo, hi) = (*options.ephemeral.start(), *options.ephemeral.end());
+                        let span = u64::from(hi.saturating_sub(lo)) + 1;
+                        lo + (seed % span) as u16
+                    },
                 }
             })
             .collect();
@@ -478,7 +488,12 @@ impl Lcore {
         )));
         let p = &mut self.ports[port];
         let local = p.next_ephemeral;
-        p.next_ephemeral = if local == u16::MAX { 49152 } else { local + 1 };
+        let range = &self.options.ephemeral;
+        p.next_ephemeral = if local >= *range.end() {
+            *range.start()
+        } else {
+            local + 1
+        };
         let remote = IpEndpoint::new(IpAddress::Ipv4(*target.ip()), target.port());
         s.connect(p.iface.context(), remote, local)
             .map_err(|e| format!("connecting to {target}: {e}"))?;

@@ -6,6 +6,7 @@ pub mod device;
 pub mod engine;
 pub mod lcore;
 mod relay;
+pub mod steering;
 
 pub use device::{DeviceCounters, PortDevice};
 pub use engine::{DpdkEngine, DpdkEngineError, DpdkOptions, SharedDpdkEngine};
