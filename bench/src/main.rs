@@ -10,6 +10,7 @@
 //!   (whole machine and gateway processes), peak memory (machine-wide, so kernel socket queues
 //!   count) and the session set-up time.
 
+mod dpdk_rx;
 mod gateways;
 mod load;
 mod peers;
@@ -80,6 +81,22 @@ enum Command {
         #[arg(long, default_value = "results/bench-gateways.json")]
         out: PathBuf,
     },
+    /// Packets per second through one dataplane lcore's receive path on net_null vdevs, beside
+    /// dpdk-testpmd (rxonly and io) on the same devices, in one run.
+    DpdkRx {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+        /// Where to write the JSON results.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// (internal) the dataplane side of dpdk-rx, in its own process.
+    #[command(hide = true)]
+    DpdkRxChild {
+        #[arg(long)]
+        secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -109,6 +126,8 @@ fn main() -> ExitCode {
             cores: gn1_cores.zip(gn2_cores),
             out,
         }),
+        Command::DpdkRx { secs, out } => dpdk_rx::run(secs, out.as_deref()),
+        Command::DpdkRxChild { secs } => dpdk_rx::child(secs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
