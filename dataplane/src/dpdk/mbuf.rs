@@ -104,6 +104,25 @@ impl Mbuf {
         unsafe { dpdk_sys::shim_rte_pktmbuf_trim(self.0.as_ptr(), len) == 0 }
     }
 
+    /// Frees every mbuf of `mbufs` in one call (`rte_pktmbuf_free_bulk`) and empties it: much
+    /// cheaper per packet than dropping them one by one.
+    #[inline]
+    pub fn free_bulk(mbufs: &mut Vec<Mbuf>) {
+        if mbufs.is_empty() {
+            return;
+        }
+        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, so the vector's buffer is an
+        // array of `len` owned mbuf pointers; DPDK frees them all, and set_len(0) forgets them
+        // without running Drop.
+        unsafe {
+            dpdk_sys::shim_rte_pktmbuf_free_bulk(
+                mbufs.as_mut_ptr().cast::<*mut dpdk_sys::rte_mbuf>(),
+                mbufs.len() as u32,
+            );
+            mbufs.set_len(0);
+        }
+    }
+
     /// The port the packet arrived on.
     #[inline]
     pub fn port(&self) -> u16 {

@@ -84,7 +84,7 @@ impl PortDevice {
     #[inline]
     pub fn refill(&mut self) -> usize {
         if self.rx_next >= self.rx_buf.len() {
-            self.rx_buf.clear();
+            Mbuf::free_bulk(&mut self.rx_buf);
             self.rx_next = 0;
             let n = self.rx.burst(&mut self.rx_buf, self.burst);
             self.counters.rx_frames += n as u64;
