@@ -21,6 +21,7 @@
 //! # nic_profile = "af_packet_jumbo"  # dpdk engine: builtin NIC profile name or profile file
 //! # dpdk_ports = ["name=wan,ipv4=172.16.1.1/24,iface=wan0"]  # dpdk engine: one per data port
 //! dpdk_tcp_buffer = "4M"         # dpdk engine, TCP buffer per direction per terminated socket
+//! dpdk_idle_sleep_us = 0         # dpdk engine: nap after idle rounds (0: poll, dedicated cores)
 //! wan_plaintext = false          # true: WAN leg unencrypted (required by splice, sockmap)
 //! allow_sources = []             # default source allow-list of listeners (empty: any)
 //! hello_timeout = 180            # seconds a req waits for its hello
@@ -66,6 +67,7 @@ pub struct Config {
     pub nic_profile: Option<String>,
     pub dpdk_ports: Vec<String>,
     pub dpdk_tcp_buffer: String,
+    pub dpdk_idle_sleep_us: u64,
     pub wan_plaintext: bool,
     pub allow_sources: Vec<String>,
     pub hello_timeout: u64,
@@ -105,6 +107,7 @@ impl Default for Config {
             nic_profile: None,
             dpdk_ports: Vec::new(),
             dpdk_tcp_buffer: "4M".into(),
+            dpdk_idle_sleep_us: 0,
             wan_plaintext: false,
             allow_sources: Vec::new(),
             hello_timeout: 180,

@@ -106,6 +106,8 @@ pub fn start_dpdk(cfg: &Config) -> anyhow::Result<DpdkEngine> {
     };
     let stack = StackOptions {
         tcp_buffer: parse_size(&cfg.dpdk_tcp_buffer).map_err(anyhow::Error::msg)?,
+        idle_sleep: (cfg.dpdk_idle_sleep_us > 0)
+            .then(|| Duration::from_micros(cfg.dpdk_idle_sleep_us)),
         ..StackOptions::default()
     };
     let engine = DpdkEngine::start(DpdkOptions {

@@ -141,6 +141,10 @@ pub struct ServeArgs {
     /// bandwidth-delay products of the WAN).
     #[arg(long = "dpdk_tcp_buffer", alias = "dpdk-tcp-buffer")]
     pub dpdk_tcp_buffer: Option<String>,
+    /// dpdk engine: microseconds a polling lcore sleeps after a run of empty rounds (default 0:
+    /// never; set it when the dataplane shares its cores with other work).
+    #[arg(long = "dpdk_idle_sleep_us", alias = "dpdk-idle-sleep-us")]
+    pub dpdk_idle_sleep_us: Option<u64>,
     /// Run the WAN leg unencrypted (required by --engine splice, sockmap and dpdk). Both
     /// gateways must agree.
     #[arg(long = "wan_plaintext", alias = "wan-plaintext")]
@@ -228,6 +232,7 @@ impl ServeArgs {
             sockmap_sndbuf,
             sockmap_max_backlog,
             dpdk_tcp_buffer,
+            dpdk_idle_sleep_us,
             allow_sources,
             hello_timeout,
             hello_grace,

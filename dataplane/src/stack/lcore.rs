@@ -46,6 +46,10 @@ pub struct StackOptions {
     pub connect_timeout: Duration,
     /// Verify RX checksums in software (off only on links whose senders are trusted).
     pub verify_rx_checksums: bool,
+    /// Sleep this long after a run of empty rounds instead of spinning (`None`: poll without
+    /// pause, the right choice on dedicated cores). For gateways that share their cores with
+    /// other work; it adds up to this much latency to the first packet after a quiet spell.
+    pub idle_sleep: Option<Duration>,
     /// Local ports this lcore dials from (its steering block when several lcores share a port:
     /// `steering::EphemeralBlocks`).
     pub ephemeral: std::ops::RangeInclusive<u16>,
@@ -58,6 +62,7 @@ impl Default for StackOptions {
             listen_backlog: 2,
             connect_timeout: Duration::from_secs(10),
             verify_rx_checksums: true,
+            idle_sleep: None,
             ephemeral: 49152..=65535,
         }
     }
@@ -71,6 +76,9 @@ impl StackOptions {
         ((2.0 * bdp) as usize).clamp(256 << 10, 1 << 30)
     }
 }
+
+/// Empty rounds in a row before an lcore with `idle_sleep` naps.
+const IDLE_ROUNDS_BEFORE_SLEEP: u32 = 256;
 
 /// Identifies a stream (one listener and its target) across lcores.
 pub type StreamId = u64;
@@ -216,6 +224,7 @@ impl Lcore {
     /// device counters of each port.
     pub fn run(mut self) -> Vec<DeviceCounters> {
         let (mut busy, mut idle, mut rounds) = (0u64, 0u64, 0u64);
+        let mut idle_rounds = 0u32;
         loop {
             let t0 = tsc();
             match self.commands.try_recv() {
@@ -227,8 +236,16 @@ impl Lcore {
             let dt = tsc().wrapping_sub(t0);
             if worked {
                 busy += dt;
+                idle_rounds = 0;
             } else {
                 idle += dt;
+                idle_rounds += 1;
+                // Shared cores: after a run of empty rounds, give the core away briefly.
+                if let Some(nap) = self.options.idle_sleep
+                    && idle_rounds >= IDLE_ROUNDS_BEFORE_SLEEP
+                {
+                    std::thread::sleep(nap);
+                }
             }
             rounds += 1;
             if rounds % 1024 == 0 {
