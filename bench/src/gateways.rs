@@ -11,7 +11,7 @@ use serde::Serialize;
 use testbed::scenario::{Scenario, ScenarioOptions, default_bin_dir};
 use testbed::topology::{GN1_WAN_IP, GN2_LAN_IP, Host, PROD_APP_IP, Topology};
 
-use crate::load::SinkReport;
+use crate::load::{LatencyReport, SinkReport};
 use crate::peers::{self, Peer};
 use crate::procstat::{MemWatch, machine_busy_secs, tree_cpu_secs};
 
@@ -26,6 +26,8 @@ pub(crate) struct Plan {
     pub(crate) repeat: usize,
     pub(crate) setup_runs: usize,
     pub(crate) cores: Option<(String, String)>,
+    /// Stamped messages for the one-way latency probe per method (0: none).
+    pub(crate) latency_count: u64,
     pub(crate) out: PathBuf,
 }
 
@@ -59,6 +61,7 @@ struct Report {
     cells: Vec<Cell>,
     setup_ms: Vec<f64>,
     setup_ms_median: Option<f64>,
+    latency: Vec<(String, LatencyReport)>,
 }
 
 /// The path the consumer uses for a method, and the processes whose CPU counts as gateway.
@@ -76,6 +79,7 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
     );
     let mut cells = Vec::new();
     let mut setup_ms = Vec::new();
+    let mut latency = Vec::new();
     for method in &plan.methods {
         eprintln!("== {method}");
         let dir = std::env::temp_dir().join(format!("s2bench-{method}"));
@@ -94,6 +98,17 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
             }
             Ok(out)
         };
+        let mut latency_for = |topo: &Topology, path: &Path| -> Result<()> {
+            if plan.latency_count > 0 {
+                let r = probe_latency(topo, &bin, path.target, plan.latency_count)?;
+                eprintln!(
+                    "   {method} one-way latency: p50 {:.1} us, p99 {:.1} us",
+                    r.p50_us, r.p99_us
+                );
+                latency.push((method.clone(), r));
+            }
+            Ok(())
+        };
         match method.as_str() {
             "direct" => {
                 let topo = Topology::with_prefix(PREFIX).up_guarded()?;
@@ -102,6 +117,7 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
                     gateway_pids: Vec::new(),
                 };
                 cells.extend(samples_for(&topo, &path)?);
+                latency_for(&topo, &path)?;
             }
             "copy" | "copy-tls" | "splice" | "sockmap" | "dpdk" => {
                 let mut o = ScenarioOptions::new(PREFIX);
@@ -119,6 +135,7 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
                     gateway_pids: scenario.gateway_pids(),
                 };
                 cells.extend(samples_for(scenario.topology(), &path)?);
+                latency_for(scenario.topology(), &path)?;
                 scenario.release(&session)?;
                 if method == "copy-tls" && plan.setup_runs > 0 {
                     setup_ms = measure_setup(&scenario, &bin, plan.setup_runs)?;
@@ -145,6 +162,7 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
                     gateway_pids: vec![g1.0.id(), g2.0.id()],
                 };
                 cells.extend(samples_for(&topo, &path)?);
+                latency_for(&topo, &path)?;
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -166,6 +184,7 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
         setup_ms_median: median(&setup_ms),
         setup_ms,
         cells,
+        latency,
     };
     if let Some(parent) = plan.out.parent() {
         std::fs::create_dir_all(parent)?;
@@ -241,6 +260,46 @@ fn sink(topo: &Topology, bin: &std::path::Path, target: SocketAddr) -> Result<Si
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// One-way latency producer → consumer through `target`: stamped 64-byte messages 1 ms apart.
+fn probe_latency(
+    topo: &Topology,
+    bin: &std::path::Path,
+    target: SocketAddr,
+    count: u64,
+) -> Result<LatencyReport> {
+    let mut source = topo
+        .command(Host::Prod, bin.join("s2bench"))
+        .arg("stamp-source")
+        .args(["--listen", &format!("{PROD_APP_IP}:{APP_PORT}")])
+        .args(["--count", &count.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(source.stdout.take().context("source stdout")?).read_line(&mut line)?;
+    let source = KillOnDrop(source);
+    ensure!(line.trim() == "READY", "the stamp source did not start");
+    let out = topo
+        .command(Host::Cons, bin.join("s2bench"))
+        .arg("stamp-sink")
+        .args(["--connect", &target.to_string()])
+        .output()?;
+    drop(source);
+    ensure!(
+        out.status.success(),
+        "stamp sink failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: LatencyReport = serde_json::from_slice(&out.stdout)?;
+    ensure!(
+        r.messages == count,
+        "{} of {count} stamped messages arrived",
+        r.messages
+    );
+    Ok(r)
 }
 
 fn run_once(
@@ -346,6 +405,26 @@ fn print_markdown(r: &Report) {
             "\nsession set-up, s2uc connect → first byte at the consumer: median {m:.1} ms over {} runs",
             r.setup_ms.len()
         );
+    }
+    if !r.latency.is_empty() {
+        let direct = r
+            .latency
+            .iter()
+            .find(|(m, _)| m == "direct")
+            .map(|(_, l)| l.p50_us);
+        println!("\n| method | one-way p50 µs | p99 µs | max µs | added per gateway, p50 µs |");
+        println!("|---|---|---|---|---|");
+        for (m, l) in &r.latency {
+            let added = match direct {
+                // Two gateways on the proxied paths.
+                Some(d) if m != "direct" => format!("{:.1}", (l.p50_us - d) / 2.0),
+                _ => "—".into(),
+            };
+            println!(
+                "| {m} | {:.1} | {:.1} | {:.1} | {added} |",
+                l.p50_us, l.p99_us, l.max_us
+            );
+        }
     }
 }
 

@@ -49,6 +49,24 @@ enum Command {
         #[arg(long = "buf", value_parser = parse_size, default_value = "1M")]
         buf: u64,
     },
+    /// Listen, print READY, accept one connection, send COUNT stamped messages INTERVAL apart.
+    StampSource {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long = "interval-us", default_value_t = 1000)]
+        interval_us: u64,
+    },
+    /// Connect, read stamped messages to EOF, print one-way latency percentiles as JSON.
+    StampSink {
+        #[arg(long)]
+        connect: SocketAddr,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+    },
     /// The gateway benchmark on the testbed (needs root and the peer proxies installed).
     Gateways {
         /// Methods, comma separated: direct, copy, copy-tls, splice, sockmap, dpdk, haproxy,
@@ -77,6 +95,10 @@ enum Command {
         /// Pin GN2's data path on these cores, e.g. 1.
         #[arg(long = "gn2-cores")]
         gn2_cores: Option<String>,
+        /// Also measure one-way latency at light load with this many 64-byte stamped messages
+        /// 1 ms apart per method (0: off).
+        #[arg(long = "latency-count", default_value_t = 0)]
+        latency_count: u64,
         /// Where to write the JSON results.
         #[arg(long, default_value = "results/bench-gateways.json")]
         out: PathBuf,
@@ -108,6 +130,18 @@ fn main() -> ExitCode {
             msg_size,
         } => load::source(listen, bytes, msg_size as usize),
         Command::Sink { connect, buf } => load::sink(connect, buf as usize),
+        Command::StampSource {
+            listen,
+            count,
+            size,
+            interval_us,
+        } => load::stamp_source(
+            listen,
+            count,
+            size,
+            std::time::Duration::from_micros(interval_us),
+        ),
+        Command::StampSink { connect, size } => load::stamp_sink(connect, size),
         Command::Gateways {
             methods,
             msg_sizes,
@@ -116,6 +150,7 @@ fn main() -> ExitCode {
             setup_runs,
             gn1_cores,
             gn2_cores,
+            latency_count,
             out,
         } => gateways::run(&gateways::Plan {
             methods,
@@ -124,6 +159,7 @@ fn main() -> ExitCode {
             repeat,
             setup_runs,
             cores: gn1_cores.zip(gn2_cores),
+            latency_count,
             out,
         }),
         Command::DpdkRx { secs, out } => dpdk_rx::run(secs, out.as_deref()),
