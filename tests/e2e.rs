@@ -9,6 +9,22 @@ use testbed::scenario::{Scenario, ScenarioOptions, Session};
 use testbed::topology::{GN2_LAN_IP, Host, PROD_APP_IP};
 
 const STREAMS: usize = 5;
+/// `--metrics_addr` port of the gateways in the iperf3 cells (inside each gateway namespace).
+const METRICS_PORT: u16 = 9464;
+
+/// `GET /metrics` of a gateway, from inside its namespace (bash's /dev/tcp).
+fn metrics(s: &Scenario, host: Host) -> String {
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{METRICS_PORT} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+    );
+    let out = s
+        .topology()
+        .command(host, "bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 #[derive(Clone, Copy)]
 enum Flow {
@@ -184,7 +200,12 @@ fn iperf3_through_dpdk_gateways() {
 
 fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
     let _serial = serial();
-    let s = start(name, engine, plaintext);
+    require_root();
+    let mut o = ScenarioOptions::new(&prefix(name));
+    o.engine = engine.into();
+    o.wan_plaintext = plaintext;
+    o.s2cs_args = vec!["--metrics_addr".into(), format!("127.0.0.1:{METRICS_PORT}")];
+    let s = Scenario::start(o).unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"));
     let mut server = s
         .topology()
         .command(Host::Prod, "iperf3")
@@ -233,6 +254,22 @@ fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
         sum(&st, "total_connections") >= 4,
         "iperf3 opens a control and a data connection per run: {st}"
     );
+    let metrics = metrics(&s, Host::Gn1);
+    assert!(
+        metrics.contains("scistream_stream_bytes_to_target_total"),
+        "{metrics}"
+    );
+    if engine == "dpdk" {
+        let busy: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("scistream_dpdk_lcore_busy_cycles_total{lcore=\"0\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no busy-cycle counter for lcore 0:\n{metrics}"));
+        assert!(
+            busy > 0,
+            "the polling lcore counted no busy cycles:\n{metrics}"
+        );
+    }
     s.release(&session).expect("release");
     let _ = server.kill();
     let _ = server.wait();

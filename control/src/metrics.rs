@@ -99,6 +99,26 @@ pub async fn render(gateway: &Gateway) -> String {
             let _ = writeln!(out, "{name}{}", r[i]);
         }
     }
+    let cycles = gateway.engine.lcore_cycles();
+    if !cycles.is_empty() {
+        for (name, help, pick) in [
+            (
+                "scistream_dpdk_lcore_busy_cycles_total",
+                "TSC cycles a dataplane lcore spent in rounds that moved a frame or a byte.",
+                (|c: &(u64, u64)| c.0) as fn(&(u64, u64)) -> u64,
+            ),
+            (
+                "scistream_dpdk_lcore_idle_cycles_total",
+                "TSC cycles a dataplane lcore spent polling without work.",
+                |c: &(u64, u64)| c.1,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (i, c) in cycles.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{lcore=\"{i}\"}} {}", pick(c));
+            }
+        }
+    }
     if let Some(n) = gateway.engine.kernel_map_entries() {
         let _ = writeln!(
             out,

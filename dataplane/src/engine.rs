@@ -150,6 +150,12 @@ pub trait Engine: Send + Sync {
         None
     }
 
+    /// Busy and idle TSC cycles of each polling lcore (`dpdk`); empty for engines without
+    /// polling loops.
+    fn lcore_cycles(&self) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
+
     /// Whether the engine accepts on the kernel listeners it is handed. Engines that own the
     /// data ports themselves (`dpdk`) only use them to hold their port numbers, so the control
     /// plane binds them with `IP_FREEBIND` on an address the kernel does not have.

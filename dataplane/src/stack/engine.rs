@@ -314,6 +314,10 @@ impl Engine for SharedDpdkEngine {
         false
     }
 
+    fn lcore_cycles(&self) -> Vec<(u64, u64)> {
+        self.0.lcore_cycles()
+    }
+
     fn start(&self, spec: ProxySpec) -> Result<Box<dyn Proxy>, EngineError> {
         let engine = &self.0;
         if matches!(spec.security, WanSecurity::Tls(_)) {
