@@ -57,7 +57,8 @@ pub use error::{Origin, ProfileError, Violation, Warning};
 pub use lcores::LcoreLayout;
 pub use port::{MacAddr, PciAddress, PortDevice, PortSpec};
 pub use port_config::{
-    FlagSet, MempoolConfig, PortConfig, RssConfig, RssHash, RxOffload, TxOffload, port_config,
+    Flag, FlagSet, MempoolConfig, PortConfig, RssConfig, RssHash, RssHashes, RxOffload, RxOffloads,
+    TxOffload, TxOffloads, port_config,
 };
 pub use profile::{
     Bus, DataplaneLcores, Driver, Eal, Iova, Lcores, Memory, Mempool, Offloads, Profile, Queues,

@@ -20,7 +20,4 @@ pub use eal::{Eal, LcoreJob, probe_vdev, remove_vdev, tsc, tsc_hz, version};
 pub use error::DpdkError;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{
-    Port, PortCounters, PortInfo, PortSetup, RssHash, RxOffloads, RxQueue, TxOffloads, TxQueue,
-    port_names,
-};
+pub use port::{Port, PortCounters, PortInfo, PortSetup, RxQueue, TxQueue, port_names};

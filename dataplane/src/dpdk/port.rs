@@ -8,6 +8,10 @@ use std::ffi::{CStr, CString};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use nic_profiles::{
+    Flag, FlagSet, RssHash, RssHashes, RxOffload, RxOffloads, TxOffload, TxOffloads,
+};
+
 use super::error::{DpdkError, ToResult};
 use super::flags;
 use super::mbuf::Mbuf;
@@ -24,7 +28,7 @@ pub struct PortSetup {
     pub rx_offloads: RxOffloads,
     pub tx_offloads: TxOffloads,
     /// RSS hash types; used when there is more than one RX queue.
-    pub rss: RssHash,
+    pub rss: RssHashes,
     /// RSS key (the device's default when `None`).
     pub rss_key: Option<Vec<u8>>,
     pub promiscuous: bool,
@@ -40,7 +44,7 @@ impl Default for PortSetup {
             mtu: 1500,
             rx_offloads: RxOffloads::default(),
             tx_offloads: TxOffloads::default(),
-            rss: RssHash::default(),
+            rss: RssHashes::default(),
             rss_key: None,
             promiscuous: false,
         }
@@ -51,136 +55,119 @@ impl From<&nic_profiles::PortConfig> for PortSetup {
     /// The port part of a NIC profile (`nic_profiles::port_config`); promiscuous mode stays off
     /// (each port owns its MAC).
     fn from(c: &nic_profiles::PortConfig) -> Self {
-        use nic_profiles::{RssHash as H, RxOffload as R, TxOffload as T};
-        let rx = c.rx_offloads;
-        let tx = c.tx_offloads;
-        let hash = c.rss.as_ref().map(|r| r.hash);
-        let has = |h: H| hash.is_some_and(|set| set.contains(h));
         Self {
             rx_queues: c.rx_queues,
             tx_queues: c.tx_queues,
             rx_descriptors: c.rx_descriptors,
             tx_descriptors: c.tx_descriptors,
             mtu: c.mtu,
-            rx_offloads: RxOffloads {
-                ipv4_checksum: rx.contains(R::Ipv4Cksum),
-                tcp_checksum: rx.contains(R::TcpCksum),
-                udp_checksum: rx.contains(R::UdpCksum),
-                lro: rx.contains(R::Lro),
-                scatter: rx.contains(R::Scatter),
-            },
-            tx_offloads: TxOffloads {
-                ipv4_checksum: tx.contains(T::Ipv4Cksum),
-                tcp_checksum: tx.contains(T::TcpCksum),
-                udp_checksum: tx.contains(T::UdpCksum),
-                tso: tx.contains(T::Tso),
-                multi_segs: tx.contains(T::MultiSegs),
-            },
-            rss: RssHash {
-                ipv4: has(H::Ipv4),
-                ipv6: has(H::Ipv6),
-                tcp: has(H::Tcp),
-                udp: has(H::Udp),
-            },
+            rx_offloads: c.rx_offloads,
+            tx_offloads: c.tx_offloads,
+            rss: c.rss.as_ref().map(|r| r.hash).unwrap_or_default(),
             rss_key: c.rss.as_ref().and_then(|r| r.key.clone()),
             promiscuous: false,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RxOffloads {
-    pub ipv4_checksum: bool,
-    pub tcp_checksum: bool,
-    pub udp_checksum: bool,
-    pub lro: bool,
-    pub scatter: bool,
+/// DPDK's bit and a readable name for each offload the profiles know.
+const RX_BITS: [(RxOffload, u64, &str); 5] = [
+    (
+        RxOffload::Ipv4Cksum,
+        flags::RX_OFFLOAD_IPV4_CKSUM,
+        "rx ipv4 checksum",
+    ),
+    (
+        RxOffload::TcpCksum,
+        flags::RX_OFFLOAD_TCP_CKSUM,
+        "rx tcp checksum",
+    ),
+    (
+        RxOffload::UdpCksum,
+        flags::RX_OFFLOAD_UDP_CKSUM,
+        "rx udp checksum",
+    ),
+    (RxOffload::Lro, flags::RX_OFFLOAD_TCP_LRO, "rx lro"),
+    (RxOffload::Scatter, flags::RX_OFFLOAD_SCATTER, "rx scatter"),
+];
+const TX_BITS: [(TxOffload, u64, &str); 5] = [
+    (
+        TxOffload::Ipv4Cksum,
+        flags::TX_OFFLOAD_IPV4_CKSUM,
+        "tx ipv4 checksum",
+    ),
+    (
+        TxOffload::TcpCksum,
+        flags::TX_OFFLOAD_TCP_CKSUM,
+        "tx tcp checksum",
+    ),
+    (
+        TxOffload::UdpCksum,
+        flags::TX_OFFLOAD_UDP_CKSUM,
+        "tx udp checksum",
+    ),
+    (TxOffload::Tso, flags::TX_OFFLOAD_TCP_TSO, "tx tso"),
+    (
+        TxOffload::MultiSegs,
+        flags::TX_OFFLOAD_MULTI_SEGS,
+        "tx multi-segment",
+    ),
+];
+
+/// The DPDK bits of a flag set.
+fn to_bits<T: Flag>(set: FlagSet<T>, table: &[(T, u64, &'static str)]) -> u64 {
+    table
+        .iter()
+        .filter(|(f, _, _)| set.contains(*f))
+        .fold(0, |b, (_, bit, _)| b | bit)
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TxOffloads {
-    pub ipv4_checksum: bool,
-    pub tcp_checksum: bool,
-    pub udp_checksum: bool,
-    pub tso: bool,
-    pub multi_segs: bool,
+/// The flag set of DPDK bits (bits without a flag are ignored).
+fn from_bits<T: Flag>(bits: u64, table: &[(T, u64, &'static str)]) -> FlagSet<T> {
+    table
+        .iter()
+        .filter(|(_, bit, _)| bits & bit != 0)
+        .map(|(f, _, _)| *f)
+        .collect()
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RssHash {
-    pub ipv4: bool,
-    pub ipv6: bool,
-    pub tcp: bool,
-    pub udp: bool,
+/// The names of the table's flags whose bits are set.
+fn names<T>(bits: u64, table: &[(T, u64, &'static str)]) -> Vec<&'static str> {
+    table
+        .iter()
+        .filter(|(_, bit, _)| bits & bit != 0)
+        .map(|(_, _, name)| *name)
+        .collect()
 }
 
-impl RxOffloads {
-    fn bits(self) -> u64 {
-        let mut b = 0;
-        b |= u64::from(self.ipv4_checksum) * flags::RX_OFFLOAD_IPV4_CKSUM;
-        b |= u64::from(self.tcp_checksum) * flags::RX_OFFLOAD_TCP_CKSUM;
-        b |= u64::from(self.udp_checksum) * flags::RX_OFFLOAD_UDP_CKSUM;
-        b |= u64::from(self.lro) * flags::RX_OFFLOAD_TCP_LRO;
-        b |= u64::from(self.scatter) * flags::RX_OFFLOAD_SCATTER;
-        b
-    }
-
-    fn from_bits(b: u64) -> Self {
-        Self {
-            ipv4_checksum: b & flags::RX_OFFLOAD_IPV4_CKSUM != 0,
-            tcp_checksum: b & flags::RX_OFFLOAD_TCP_CKSUM != 0,
-            udp_checksum: b & flags::RX_OFFLOAD_UDP_CKSUM != 0,
-            lro: b & flags::RX_OFFLOAD_TCP_LRO != 0,
-            scatter: b & flags::RX_OFFLOAD_SCATTER != 0,
+/// RSS hash types as DPDK flow types: each protocol for each IP version asked for.
+fn rss_bits(h: RssHashes) -> u64 {
+    let mut b = 0;
+    for (ip, base, tcp, udp) in [
+        (
+            RssHash::Ipv4,
+            flags::RSS_IPV4 | flags::RSS_FRAG_IPV4,
+            flags::RSS_NONFRAG_IPV4_TCP,
+            flags::RSS_NONFRAG_IPV4_UDP,
+        ),
+        (
+            RssHash::Ipv6,
+            flags::RSS_IPV6 | flags::RSS_FRAG_IPV6,
+            flags::RSS_NONFRAG_IPV6_TCP,
+            flags::RSS_NONFRAG_IPV6_UDP,
+        ),
+    ] {
+        if h.contains(ip) {
+            b |= base;
+            if h.contains(RssHash::Tcp) {
+                b |= tcp;
+            }
+            if h.contains(RssHash::Udp) {
+                b |= udp;
+            }
         }
     }
-}
-
-impl TxOffloads {
-    fn bits(self) -> u64 {
-        let mut b = 0;
-        b |= u64::from(self.ipv4_checksum) * flags::TX_OFFLOAD_IPV4_CKSUM;
-        b |= u64::from(self.tcp_checksum) * flags::TX_OFFLOAD_TCP_CKSUM;
-        b |= u64::from(self.udp_checksum) * flags::TX_OFFLOAD_UDP_CKSUM;
-        b |= u64::from(self.tso) * flags::TX_OFFLOAD_TCP_TSO;
-        b |= u64::from(self.multi_segs) * flags::TX_OFFLOAD_MULTI_SEGS;
-        b
-    }
-
-    fn from_bits(b: u64) -> Self {
-        Self {
-            ipv4_checksum: b & flags::TX_OFFLOAD_IPV4_CKSUM != 0,
-            tcp_checksum: b & flags::TX_OFFLOAD_TCP_CKSUM != 0,
-            udp_checksum: b & flags::TX_OFFLOAD_UDP_CKSUM != 0,
-            tso: b & flags::TX_OFFLOAD_TCP_TSO != 0,
-            multi_segs: b & flags::TX_OFFLOAD_MULTI_SEGS != 0,
-        }
-    }
-}
-
-impl RssHash {
-    fn bits(self) -> u64 {
-        let mut b = 0;
-        if self.ipv4 {
-            b |= flags::RSS_IPV4 | flags::RSS_FRAG_IPV4;
-            if self.tcp {
-                b |= flags::RSS_NONFRAG_IPV4_TCP;
-            }
-            if self.udp {
-                b |= flags::RSS_NONFRAG_IPV4_UDP;
-            }
-        }
-        if self.ipv6 {
-            b |= flags::RSS_IPV6 | flags::RSS_FRAG_IPV6;
-            if self.tcp {
-                b |= flags::RSS_NONFRAG_IPV6_TCP;
-            }
-            if self.udp {
-                b |= flags::RSS_NONFRAG_IPV6_UDP;
-            }
-        }
-        b
-    }
+    b
 }
 
 /// What a started port ended up with, after masking the setup against the device.
@@ -307,11 +294,12 @@ impl Port {
             });
         }
 
-        let rx_want = setup.rx_offloads.bits();
-        let tx_want = setup.tx_offloads.bits();
+        let rx_want = to_bits(setup.rx_offloads, &RX_BITS);
+        let tx_want = to_bits(setup.tx_offloads, &TX_BITS);
         let rx_bits = rx_want & dev.rx_offload_capa;
         let tx_bits = tx_want & dev.tx_offload_capa;
-        let missing = missing_offloads(rx_want & !rx_bits, tx_want & !tx_bits);
+        let mut missing = names(rx_want & !rx_bits, &RX_BITS);
+        missing.extend(names(tx_want & !tx_bits, &TX_BITS));
         if !missing.is_empty() {
             tracing::warn!(port = name, %driver, ?missing, "device lacks offloads the profile asks for; running without them");
         }
@@ -323,7 +311,7 @@ impl Port {
         conf.txmode.offloads = tx_bits;
         let mut key = setup.rss_key.clone();
         if setup.rx_queues > 1 {
-            let hf = setup.rss.bits() & dev.flow_type_rss_offloads;
+            let hf = rss_bits(setup.rss) & dev.flow_type_rss_offloads;
             conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = hf;
             if let Some(k) = key.as_mut() {
@@ -380,8 +368,8 @@ impl Port {
             mtu: setup.mtu,
             rx_descriptors: rxd,
             tx_descriptors: txd,
-            rx_offloads: RxOffloads::from_bits(rx_bits),
-            tx_offloads: TxOffloads::from_bits(tx_bits),
+            rx_offloads: from_bits(rx_bits, &RX_BITS),
+            tx_offloads: from_bits(tx_bits, &TX_BITS),
             missing,
         };
         tracing::info!(port = name, id, info = ?info, "DPDK port started");
@@ -487,33 +475,6 @@ fn counters(id: u16) -> PortCounters {
         tx_errors: s.oerrors,
         rx_no_mbuf: s.rx_nombuf,
     }
-}
-
-fn missing_offloads(rx: u64, tx: u64) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    for (bit, name) in [
-        (flags::RX_OFFLOAD_IPV4_CKSUM, "rx ipv4 checksum"),
-        (flags::RX_OFFLOAD_TCP_CKSUM, "rx tcp checksum"),
-        (flags::RX_OFFLOAD_UDP_CKSUM, "rx udp checksum"),
-        (flags::RX_OFFLOAD_TCP_LRO, "rx lro"),
-        (flags::RX_OFFLOAD_SCATTER, "rx scatter"),
-    ] {
-        if rx & bit != 0 {
-            out.push(name);
-        }
-    }
-    for (bit, name) in [
-        (flags::TX_OFFLOAD_IPV4_CKSUM, "tx ipv4 checksum"),
-        (flags::TX_OFFLOAD_TCP_CKSUM, "tx tcp checksum"),
-        (flags::TX_OFFLOAD_UDP_CKSUM, "tx udp checksum"),
-        (flags::TX_OFFLOAD_TCP_TSO, "tx tso"),
-        (flags::TX_OFFLOAD_MULTI_SEGS, "tx multi-segment"),
-    ] {
-        if tx & bit != 0 {
-            out.push(name);
-        }
-    }
-    out
 }
 
 /// Names of every probed port.
