@@ -4,20 +4,18 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
-use testbed::scenario::{Scenario, ScenarioOptions, default_bin_dir};
-use testbed::topology::{GN1_WAN_IP, GN2_LAN_IP, Host, PROD_APP_IP, Topology};
+use testbed::scenario::{Scenario, default_bin_dir};
+use testbed::topology::{Host, PROD_APP_IP, Topology};
 
+use crate::deploy::{DeployOptions, Deployment, KillOnDrop};
 use crate::load::{LatencyReport, SinkReport};
-use crate::peers::{self, Peer};
 use crate::procstat::{MemWatch, machine_busy_secs, tree_cpu_secs};
 
-const PREFIX: &str = "s2bench";
 const APP_PORT: u16 = 7000;
-const PEER_PORT: u16 = 9000;
 
 pub(crate) struct Plan {
     pub(crate) methods: Vec<String>,
@@ -72,6 +70,7 @@ struct Path {
 
 pub(crate) fn run(plan: &Plan) -> Result<()> {
     testbed::require_root()?;
+    crate::deploy::check_methods(&plan.methods)?;
     let bin = default_bin_dir();
     ensure!(
         bin.join("s2bench").exists(),
@@ -82,90 +81,39 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
     let mut latency = Vec::new();
     for method in &plan.methods {
         eprintln!("== {method}");
-        let dir = std::env::temp_dir().join(format!("s2bench-{method}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let samples_for = |topo: &Topology, path: &Path| -> Result<Vec<Cell>> {
-            let mut out = Vec::new();
-            for &size in &plan.msg_sizes {
-                let mut samples = Vec::new();
-                for r in 0..plan.repeat {
-                    let s = run_once(topo, &bin, path, plan.bytes, size)?;
-                    eprintln!("   {method} msg {size} run {r}: {:.2} Gbit/s", s.gbps);
-                    samples.push(s);
-                }
-                out.push(cell(method, size, samples));
-            }
-            Ok(out)
+        let options = DeployOptions {
+            cores: plan.cores.clone(),
+            ..DeployOptions::default()
         };
-        let mut latency_for = |topo: &Topology, path: &Path| -> Result<()> {
-            if plan.latency_count > 0 {
-                let r = probe_latency(topo, &bin, path.target, plan.latency_count)?;
-                eprintln!(
-                    "   {method} one-way latency: p50 {:.1} us, p99 {:.1} us",
-                    r.p50_us, r.p99_us
-                );
-                latency.push((method.clone(), r));
-            }
-            Ok(())
+        let d = Deployment::start(method, &[APP_PORT], &options)?;
+        let path = Path {
+            target: d.targets[0],
+            gateway_pids: d.gateway_pids.clone(),
         };
-        match method.as_str() {
-            "direct" => {
-                let topo = Topology::with_prefix(PREFIX).up_guarded()?;
-                let path = Path {
-                    target: SocketAddr::new(PROD_APP_IP.into(), APP_PORT),
-                    gateway_pids: Vec::new(),
-                };
-                cells.extend(samples_for(&topo, &path)?);
-                latency_for(&topo, &path)?;
+        for &size in &plan.msg_sizes {
+            let mut samples = Vec::new();
+            for r in 0..plan.repeat {
+                let s = run_once(d.topology(), &bin, &path, plan.bytes, size)?;
+                eprintln!("   {method} msg {size} run {r}: {:.2} Gbit/s", s.gbps);
+                samples.push(s);
             }
-            "copy" | "copy-tls" | "splice" | "sockmap" | "dpdk" => {
-                let mut o = ScenarioOptions::new(PREFIX);
-                o.engine = if method == "copy-tls" {
-                    "copy".into()
-                } else {
-                    method.clone()
-                };
-                o.wan_plaintext = method != "copy-tls";
-                o.cores = plan.cores.clone();
-                let scenario = Scenario::start(o)?;
-                let session = scenario.connect(1, &[APP_PORT])?;
-                let path = Path {
-                    target: session.cons_listeners[0],
-                    gateway_pids: scenario.gateway_pids(),
-                };
-                cells.extend(samples_for(scenario.topology(), &path)?);
-                latency_for(scenario.topology(), &path)?;
-                scenario.release(&session)?;
-                if method == "copy-tls" && plan.setup_runs > 0 {
-                    setup_ms = measure_setup(&scenario, &bin, plan.setup_runs)?;
-                }
-            }
-            other => {
-                let peer =
-                    Peer::parse(other).with_context(|| format!("unknown method '{other}'"))?;
-                let topo = Topology::with_prefix(PREFIX).up_guarded()?;
-                let gn1_listen = SocketAddr::new(GN1_WAN_IP.into(), PEER_PORT);
-                let gn2_listen = SocketAddr::new(GN2_LAN_IP.into(), PEER_PORT);
-                let app = SocketAddr::new(PROD_APP_IP.into(), APP_PORT);
-                let g1 = KillOnDrop(peers::start(peer, &topo, Host::Gn1, gn1_listen, app, &dir)?);
-                let g2 = KillOnDrop(peers::start(
-                    peer,
-                    &topo,
-                    Host::Gn2,
-                    gn2_listen,
-                    gn1_listen,
-                    &dir,
-                )?);
-                let path = Path {
-                    target: gn2_listen,
-                    gateway_pids: vec![g1.0.id(), g2.0.id()],
-                };
-                cells.extend(samples_for(&topo, &path)?);
-                latency_for(&topo, &path)?;
-            }
+            cells.push(cell(method, size, samples));
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        if plan.latency_count > 0 {
+            let r = probe_latency(d.topology(), &bin, path.target, plan.latency_count)?;
+            eprintln!(
+                "   {method} one-way latency: p50 {:.1} us, p99 {:.1} us",
+                r.p50_us, r.p99_us
+            );
+            latency.push((method.clone(), r));
+        }
+        if method == "copy-tls"
+            && plan.setup_runs > 0
+            && let Some(scenario) = d.scenario()
+        {
+            setup_ms = measure_setup(scenario, &bin, plan.setup_runs)?;
+        }
+        d.finish()?;
     }
     // Ratios against direct, per message size.
     for i in 0..cells.len() {
@@ -207,15 +155,6 @@ fn cell(method: &str, msg_size: u64, samples: Vec<Sample>) -> Cell {
         median_peak_mem_mib: pick(|s| s.peak_mem_mib),
         ratio_to_direct: None,
         samples,
-    }
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

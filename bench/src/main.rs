@@ -10,6 +10,7 @@
 //!   (whole machine and gateway processes), peak memory (machine-wide, so kernel socket queues
 //!   count) and the session set-up time.
 
+mod deploy;
 mod dpdk_rx;
 mod gateways;
 mod load;
