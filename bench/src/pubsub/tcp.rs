@@ -294,7 +294,9 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
 
     let mut seqs = SeqTracker::new(count);
     let mut gaps = GapStats::default();
-    let mut lat = Latencies::with_capacity(usize::try_from(count).unwrap_or(0));
+    // Reserve for the announced stream, but no more than 64 MiB up front: a corrupt or hostile
+    // count must not allocate before messages actually arrive.
+    let mut lat = Latencies::with_capacity(usize::try_from(count.min(1 << 24)).unwrap_or(0));
     let mut last_arrival = Duration::ZERO;
     let mut received = 0u64;
     loop {
