@@ -179,6 +179,33 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic_and_valid_ones_round_trip() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut accepted = 0;
+        for i in 0..20_000usize {
+            let mut buf = vec![0u8; i % 48];
+            buf.iter_mut().for_each(|b| *b = next() as u8);
+            // Every other buffer gets the magic, so the later checks are reached too.
+            if i % 2 == 0 && buf.len() >= 4 {
+                buf[..4].copy_from_slice(b"S2TS");
+            }
+            if let Ok(h) = Header::decode(&buf) {
+                accepted += 1;
+                let mut again = vec![0u8; HEADER_LEN];
+                h.encode(&mut again).unwrap();
+                assert_eq!(again[..], buf[..HEADER_LEN]);
+            }
+        }
+        assert!(accepted > 0);
+    }
+
+    #[test]
     fn sizes_must_hold_the_header() {
         assert_eq!(checked_size(32), Ok(32));
         assert_eq!(checked_size(1 << 20), Ok(1 << 20));
