@@ -12,8 +12,10 @@ use testbed::scenario::{Scenario, default_bin_dir};
 use testbed::topology::{Host, PROD_APP_IP, Topology};
 
 use crate::deploy::{DeployOptions, Deployment, KillOnDrop};
-use crate::load::{LatencyReport, SinkReport};
+use crate::load::SinkReport;
+use crate::metrics;
 use crate::procstat::{MemWatch, machine_busy_secs, tree_cpu_secs};
+use crate::pubsub::tcp::TcpReport;
 
 const APP_PORT: u16 = 7000;
 
@@ -60,6 +62,17 @@ struct Report {
     setup_ms: Vec<f64>,
     setup_ms_median: Option<f64>,
     latency: Vec<(String, LatencyReport)>,
+}
+
+/// One-way latency at light load through one method (from `s2bench tsub`).
+#[derive(Debug, Clone, Serialize)]
+struct LatencyReport {
+    messages: u64,
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    /// Messages lost, reordered or duplicated.
+    out_of_order: u64,
 }
 
 /// The path the consumer uses for a method, and the processes whose CPU counts as gateway.
@@ -201,7 +214,7 @@ fn sink(topo: &Topology, bin: &std::path::Path, target: SocketAddr) -> Result<Si
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// One-way latency producer → consumer through `target`: stamped 64-byte messages 1 ms apart.
+/// One-way latency producer → consumer through `target`: stamped 64-byte messages at 1 kHz.
 fn probe_latency(
     topo: &Topology,
     bin: &std::path::Path,
@@ -210,35 +223,42 @@ fn probe_latency(
 ) -> Result<LatencyReport> {
     let mut source = topo
         .command(Host::Prod, bin.join("s2bench"))
-        .arg("stamp-source")
+        .arg("tpub")
         .args(["--listen", &format!("{PROD_APP_IP}:{APP_PORT}")])
         .args(["--count", &count.to_string()])
+        .args(["--size", "64", "--pace-hz", "1000"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
     let mut line = String::new();
-    BufReader::new(source.stdout.take().context("source stdout")?).read_line(&mut line)?;
+    BufReader::new(source.stdout.take().context("tpub stdout")?).read_line(&mut line)?;
     let source = KillOnDrop(source);
-    ensure!(line.trim() == "READY", "the stamp source did not start");
+    ensure!(line.trim() == "READY", "tpub did not start");
     let out = topo
         .command(Host::Cons, bin.join("s2bench"))
-        .arg("stamp-sink")
+        .arg("tsub")
         .args(["--connect", &target.to_string()])
         .output()?;
     drop(source);
     ensure!(
         out.status.success(),
-        "stamp sink failed: {}",
+        "tsub failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let r: LatencyReport = serde_json::from_slice(&out.stdout)?;
+    let r: TcpReport = serde_json::from_slice(&out.stdout)?;
     ensure!(
-        r.messages == count,
+        r.samples_received == count,
         "{} of {count} stamped messages arrived",
-        r.messages
+        r.samples_received
     );
-    Ok(r)
+    Ok(LatencyReport {
+        messages: r.samples_received,
+        p50_us: r.latency_p50_us,
+        p99_us: r.latency_p99_us,
+        max_us: r.latency_max_us,
+        out_of_order: r.lost + r.reordered + r.duplicates,
+    })
 }
 
 fn run_once(
@@ -289,16 +309,7 @@ fn measure_setup(scenario: &Scenario, bin: &std::path::Path, runs: usize) -> Res
 }
 
 fn median(v: &[f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    Some(if s.len() % 2 == 1 {
-        s[s.len() / 2]
-    } else {
-        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
-    })
+    metrics::spread(v).map(|s| s.median)
 }
 
 fn machine_info() -> serde_json::Value {

@@ -1,9 +1,12 @@
 //! `s2bench`: benchmark harness. For now one suite, `gateways` (the Foundation issue's
-//! benchmark); the paper's pub/sub matrix comes with its own issue.
+//! benchmark), and the workloads of the paper's pub/sub matrix.
 //!
 //! - `s2bench source` / `s2bench sink`: a bulk sender writing fixed-size messages and a receiver
 //!   that reports bytes and times as JSON (no hashing: the end-to-end tests verify integrity;
 //!   here every cycle should go to moving bytes).
+//! - `s2bench zpub` / `zsub`: the paper's ZeroMQ pub/sub benchmark (wire compatible with its
+//!   `pub_bench.py` / `sub_bench.py`); `tpub` / `tsub`: stamped raw-TCP messages adding
+//!   one-way latency and loss / reorder counts ([`pubsub`]).
 //! - `s2bench gateways`: on the testbed, producer → GN1 → GN2 → consumer for each method (direct
 //!   routing, SciStream-RS `copy` plaintext and TLS, `splice`, `sockmap`, haproxy, nginx stream,
 //!   socat) and message size, repeated; reports goodput, ratio to direct, CPU-seconds per GB
@@ -14,8 +17,10 @@ mod deploy;
 mod dpdk_rx;
 mod gateways;
 mod load;
+mod metrics;
 mod peers;
 mod procstat;
+mod pubsub;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,24 +55,14 @@ enum Command {
         #[arg(long = "buf", value_parser = parse_size, default_value = "1M")]
         buf: u64,
     },
-    /// Listen, print READY, accept one connection, send COUNT stamped messages INTERVAL apart.
-    StampSource {
-        #[arg(long)]
-        listen: SocketAddr,
-        #[arg(long, default_value_t = 1000)]
-        count: u64,
-        #[arg(long, default_value_t = 64)]
-        size: usize,
-        #[arg(long = "interval-us", default_value_t = 1000)]
-        interval_us: u64,
-    },
-    /// Connect, read stamped messages to EOF, print one-way latency percentiles as JSON.
-    StampSink {
-        #[arg(long)]
-        connect: SocketAddr,
-        #[arg(long, default_value_t = 64)]
-        size: usize,
-    },
+    /// The paper's ZeroMQ publisher (pub_bench.py): SYNC, SAMPLES messages, STOP, FIN.
+    Zpub(pubsub::zeromq::PubArgs),
+    /// The paper's ZeroMQ subscriber (sub_bench.py): prints goodput, efficiency and jitter as JSON.
+    Zsub(pubsub::zeromq::SubArgs),
+    /// Listen, print READY, send stamped fixed-size messages on one TCP connection.
+    Tpub(pubsub::tcp::PubArgs),
+    /// Connect, read stamped messages: goodput, jitter, one-way latency, loss and reordering as JSON.
+    Tsub(pubsub::tcp::SubArgs),
     /// The gateway benchmark on the testbed (needs root and the peer proxies installed).
     Gateways {
         /// Methods, comma separated: direct, copy, copy-tls, splice, sockmap, dpdk, haproxy,
@@ -131,18 +126,10 @@ fn main() -> ExitCode {
             msg_size,
         } => load::source(listen, bytes, msg_size as usize),
         Command::Sink { connect, buf } => load::sink(connect, buf as usize),
-        Command::StampSource {
-            listen,
-            count,
-            size,
-            interval_us,
-        } => load::stamp_source(
-            listen,
-            count,
-            size,
-            std::time::Duration::from_micros(interval_us),
-        ),
-        Command::StampSink { connect, size } => load::stamp_sink(connect, size),
+        Command::Zpub(a) => pubsub::zeromq::publish(&a),
+        Command::Zsub(a) => pubsub::zeromq::subscribe(&a),
+        Command::Tpub(a) => pubsub::tcp::publish(&a),
+        Command::Tsub(a) => pubsub::tcp::subscribe(&a),
         Command::Gateways {
             methods,
             msg_sizes,

@@ -36,10 +36,20 @@ const APT: &[(&str, &str)] = &[
     ),
     ("dpdk-dev", "dpdk-testpmd"),
     ("ethtool", "ethtool"),
+    // s2bench's ZeroMQ workload (zpub / zsub): the zmq crate links the system libzmq.
+    (
+        "libzmq3-dev",
+        "/usr/lib/x86_64-linux-gnu/pkgconfig/libzmq.pc",
+    ),
 ];
 
-/// Python modules (import name, pip package) for the cross-implementation gRPC test.
-const PIP: &[(&str, &str)] = &[("grpc", "grpcio"), ("grpc_tools", "grpcio-tools")];
+/// Python modules (import name, pip package) for the cross-implementation gRPC test and the
+/// pyzmq interop test of s2bench's ZeroMQ workload.
+const PIP: &[(&str, &str)] = &[
+    ("grpc", "grpcio"),
+    ("grpc_tools", "grpcio-tools"),
+    ("zmq", "pyzmq"),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
