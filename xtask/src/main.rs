@@ -36,6 +36,11 @@ const APT: &[(&str, &str)] = &[
     ),
     ("dpdk-dev", "dpdk-testpmd"),
     ("ethtool", "ethtool"),
+    // s2bench report lays out plot text with DejaVu Sans, loaded at run time.
+    (
+        "fonts-dejavu-core",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    ),
 ];
 
 /// Python modules (import name, pip package) for the cross-implementation gRPC test.
