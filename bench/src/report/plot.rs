@@ -21,12 +21,12 @@ const SIZE: (u32, u32) = (1000, 640);
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum PlotError {
     #[error(
-        "cannot read the plot font {FONT_PATH}: {0}; install it with \
+        "cannot read the plot font {path}: {reason}; install it with \
          `apt-get install fonts-dejavu-core` (or `cargo xtask setup`)"
     )]
-    FontMissing(String),
-    #[error("{FONT_PATH} is not a TrueType font plotters can use; reinstall fonts-dejavu-core")]
-    FontInvalid,
+    FontMissing { path: PathBuf, reason: String },
+    #[error("{path} is not a TrueType font plotters can use; reinstall fonts-dejavu-core")]
+    FontInvalid { path: PathBuf },
     #[error("cannot draw {path}: {message}")]
     Draw { path: PathBuf, message: String },
 }
@@ -35,15 +35,20 @@ pub(crate) enum PlotError {
 pub(crate) fn load_font() -> Result<(), PlotError> {
     static LOADED: OnceLock<Result<(), PlotError>> = OnceLock::new();
     LOADED
-        .get_or_init(|| {
-            let bytes =
-                std::fs::read(FONT_PATH).map_err(|e| PlotError::FontMissing(e.to_string()))?;
-            // plotters keeps fonts for the process lifetime; leaking the one copy is that.
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font(FONT, FontStyle::Normal, bytes)
-                .map_err(|_| PlotError::FontInvalid)
-        })
+        .get_or_init(|| register(Path::new(FONT_PATH)))
         .clone()
+}
+
+/// Reads a TrueType font and registers it as plotters' sans-serif.
+fn register(path: &Path) -> Result<(), PlotError> {
+    let bytes = std::fs::read(path).map_err(|e| PlotError::FontMissing {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    // plotters keeps fonts for the process lifetime; leaking the one copy is that.
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    plotters::style::register_font(FONT, FontStyle::Normal, bytes)
+        .map_err(|_| PlotError::FontInvalid { path: path.into() })
 }
 
 /// The same colour for a method in every figure: fixed for the known methods, a stable hash
@@ -439,6 +444,25 @@ mod tests {
             [
                 "512B", "1K", "2K", "4K", "8K", "16K", "32K", "64K", "128K", "256K", "512K", "1M"
             ]
+        );
+    }
+
+    #[test]
+    fn missing_or_broken_font_names_the_package() {
+        let err = register(Path::new("/nonexistent/DejaVuSans.ttf")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/nonexistent/DejaVuSans.ttf")
+                && msg.contains("apt-get install fonts-dejavu-core"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.ttf");
+        std::fs::write(&bad, b"not a font").unwrap();
+        let msg = register(&bad).unwrap_err().to_string();
+        assert!(
+            msg.contains("bad.ttf") && msg.contains("fonts-dejavu-core"),
+            "{msg}"
         );
     }
 
