@@ -407,3 +407,51 @@ fn paper_section(md: &mut String, slices: &[Slice<'_>]) {
         md.push('\n');
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::{Cell, Machine, Plan, SCHEMA, aggregate, slices};
+
+    fn tcp_cell(method: &str, size: u64, p50: f64) -> Cell {
+        Cell {
+            workload: "tcp".into(),
+            rtt: "none".into(),
+            method: method.into(),
+            size,
+            ok: true,
+            goodput_gbps: Some(1.0),
+            latency_p50_us: Some(p50),
+            latency_p99_us: Some(p50 * 3.0),
+            ..Cell::default()
+        }
+    }
+
+    #[test]
+    fn tcp_workload_gets_a_latency_table_and_none_no_paper_setup() {
+        let m = Matrix {
+            schema: SCHEMA,
+            machine: Machine::default(),
+            plan: Plan::default(),
+            started: "t0".into(),
+            finished: None,
+            cells: vec![
+                tcp_cell("direct", 512, 20.0),
+                tcp_cell("copy", 512, 35.0),
+                tcp_cell("copy", 4096, 41.0),
+            ],
+        };
+        let aggs = aggregate(&m.cells);
+        let s = slices(&aggs, &m.plan);
+        let md = render(&m, &s, None);
+        assert!(md.contains("### One-way latency p50 / p99, µs"), "{md}");
+        assert!(md.contains("| 512B | 20 / 60 | 35 / 105 |"), "{md}");
+        assert!(md.contains("| 4K | – / – | 41 / 123 |"), "{md}");
+        assert!(
+            md.contains("- `none`: no corresponding setup in the paper."),
+            "{md}"
+        );
+        assert!(md.contains("No method named quic*"), "{md}");
+        assert!(md.contains("## Failed runs\n\nNone."), "{md}");
+    }
+}

@@ -444,7 +444,7 @@ pub(crate) struct Slice<'a> {
     pub(crate) workload: &'a str,
     pub(crate) rtt: &'a str,
     pub(crate) rtt_ms: Option<f64>,
-    /// In plan order, then in order of appearance.
+    /// In plan order, then direct, then by name.
     pub(crate) methods: Vec<&'a str>,
     /// Ascending.
     pub(crate) sizes: Vec<u64>,
@@ -507,7 +507,7 @@ pub(crate) fn ratio(value: Option<f64>, reference: Option<f64>) -> Option<f64> {
 }
 
 /// Splits aggregates into (workload, rtt) slices, ordered as the plan lists workloads and rtts
-/// (then by appearance); methods ordered by `plan_methods`, then by appearance.
+/// (then by name); methods ordered as the plan lists them, then direct, then by name.
 pub(crate) fn slices<'a>(aggs: &'a [Aggregate], plan: &'a Plan) -> Vec<Slice<'a>> {
     let mut out: Vec<Slice<'a>> = Vec::new();
     for a in aggs {
@@ -544,8 +544,10 @@ pub(crate) fn slices<'a>(aggs: &'a [Aggregate], plan: &'a Plan) -> Vec<Slice<'a>
         |list: &[String], name: &str| list.iter().position(|x| x == name).unwrap_or(usize::MAX);
     for s in &mut out {
         s.sizes.sort_unstable();
-        // Stable sort keeps appearance order among names the plan does not list.
-        s.methods.sort_by_key(|m| rank(&plan.methods, m));
+        // Names the plan does not list: direct (the baseline) first, then by name (the stable
+        // sort keeps the aggregates' sorted order).
+        s.methods
+            .sort_by_key(|m| (rank(&plan.methods, m), *m != "direct"));
     }
     out.sort_by_key(|s| (rank(&plan.workloads, s.workload), rank(&plan.rtts, s.rtt)));
     out
