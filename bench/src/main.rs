@@ -13,6 +13,7 @@
 //!   (whole machine and gateway processes), peak memory (machine-wide, so kernel socket queues
 //!   count) and the session set-up time.
 
+mod compare;
 mod deploy;
 mod dpdk_rx;
 mod gateways;
@@ -21,6 +22,7 @@ mod metrics;
 mod peers;
 mod procstat;
 mod pubsub;
+mod report;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,6 +111,28 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Figures (PNG, SVG) and report.md for one matrix run, with the paper's numbers beside ours.
+    Report {
+        /// The matrix run's results (matrix.json).
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Directory for the figures and report.md (created if missing).
+        #[arg(long = "out-dir")]
+        out_dir: PathBuf,
+    },
+    /// Compare two matrix runs: medians, B/A and the changed cells, for goodput and jitter.
+    Compare {
+        /// The baseline run (matrix.json).
+        a: PathBuf,
+        /// The run compared against A (matrix.json).
+        b: PathBuf,
+        /// Relative change that counts (with disjoint min–max ranges), e.g. 0.10 for 10 %.
+        #[arg(long, default_value_t = 0.10)]
+        threshold: f64,
+        /// Print Markdown tables instead of aligned text.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// (internal) the dataplane side of dpdk-rx, in its own process.
     #[command(hide = true)]
     DpdkRxChild {
@@ -152,6 +176,13 @@ fn main() -> ExitCode {
         }),
         Command::DpdkRx { secs, out } => dpdk_rx::run(secs, out.as_deref()),
         Command::DpdkRxChild { secs } => dpdk_rx::child(secs),
+        Command::Report { input, out_dir } => report::run(&input, &out_dir),
+        Command::Compare {
+            a,
+            b,
+            threshold,
+            markdown,
+        } => compare::run(&a, &b, threshold, markdown),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

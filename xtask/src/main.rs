@@ -41,6 +41,11 @@ const APT: &[(&str, &str)] = &[
         "libzmq3-dev",
         "/usr/lib/x86_64-linux-gnu/pkgconfig/libzmq.pc",
     ),
+    // s2bench report lays out plot text with DejaVu Sans, loaded at run time.
+    (
+        "fonts-dejavu-core",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    ),
 ];
 
 /// Python modules (import name, pip package) for the cross-implementation gRPC test and the
