@@ -20,6 +20,7 @@ pub mod scenario;
 pub mod topology;
 pub mod traffic;
 pub mod units;
+pub mod wan;
 
 pub use topology::{Host, TestbedError, TestbedGuard, Topology, require_root};
 pub use traffic::{
