@@ -101,12 +101,18 @@ pub const WAN_TCP_BUFFER_MAX: u64 = 256 << 20;
 /// How long [`Topology::up`] waits for `s2delay` to report `READY`, and
 /// [`Topology::down`] for it to exit.
 const DELAY_LINE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Offloads turned off on both ends of the emulated WAN (see
-/// `docs/wan-emulation.md`): `tx` so frames carry final checksums (a
-/// `CHECKSUM_PARTIAL` frame read from a packet socket has none), `tso`/`gso`
-/// so no frame exceeds the MTU, `gro` so the veths do not merge received
-/// frames into super-frames.
-const WAN_OFFLOADS_OFF: [&str; 8] = ["tso", "off", "gso", "off", "gro", "off", "tx", "off"];
+/// Offloads turned off on `gn1:wan0` and `gn2:wan0`, the senders into the
+/// delay line (see `docs/wan-emulation.md`): `tx` so every frame carries its
+/// final checksum (a `CHECKSUM_PARTIAL` frame read from a packet socket has
+/// none, and the far end drops it), `tso` so the stack never hands the veth
+/// a super-frame larger than the MTU (ethtool also drops TSO with `tx`; it
+/// is named for clarity). GSO may stay on: without TSO the stack segments in
+/// software before the frame reaches the veth.
+const WAN_SENDER_OFFLOADS_OFF: [&str; 4] = ["tx", "off", "tso", "off"];
+/// Offloads turned off on the delay line's `a` and `b`: `gro`, so the veths
+/// never merge received frames into a super-frame the line cannot send (off
+/// by default on veths; with it on, 64 KiB frames arrive and `send` fails).
+const WAN_PORT_OFFLOADS_OFF: [&str; 2] = ["gro", "off"];
 
 /// Everything that can go wrong while building, inspecting or removing the
 /// testbed.
@@ -723,14 +729,14 @@ impl Topology {
             for dev in [WAN_IFACE_GN1, WAN_IFACE_GN2] {
                 step(&["-n", &wan, "link", "set", "dev", dev, "promisc", "on", "up"]);
             }
-            for (ns, dev) in [
-                (&gn1, "wan0"),
-                (&wan, WAN_IFACE_GN1),
-                (&wan, WAN_IFACE_GN2),
-                (&gn2, "wan0"),
+            for (ns, dev, offloads) in [
+                (&gn1, "wan0", &WAN_SENDER_OFFLOADS_OFF[..]),
+                (&gn2, "wan0", &WAN_SENDER_OFFLOADS_OFF[..]),
+                (&wan, WAN_IFACE_GN1, &WAN_PORT_OFFLOADS_OFF[..]),
+                (&wan, WAN_IFACE_GN2, &WAN_PORT_OFFLOADS_OFF[..]),
             ] {
                 let mut args = vec!["netns", "exec", ns, "ethtool", "-K", dev];
-                args.extend(WAN_OFFLOADS_OFF);
+                args.extend(offloads);
                 step(&args);
             }
             let max = WAN_TCP_BUFFER_MAX.to_string();
@@ -1005,6 +1011,65 @@ mod tests {
         let first_route = lines.iter().position(|l| l.contains(" route add")).unwrap();
         let last_addr = lines.iter().rposition(|l| l.contains(" addr add")).unwrap();
         assert!(last_addr < first_route);
+    }
+
+    #[test]
+    fn plan_with_wan_puts_the_delay_line_between_the_gateways() {
+        let mut link = crate::wan::WanProfile::Metro.link().unwrap();
+        link.rate_bps = Some(200_000_000);
+        let t = Topology {
+            prefix: "p".into(),
+            mtu: 9000,
+            wan: Some(link.clone()),
+        };
+        let lines = plan_lines(&t);
+        for expected in [
+            "ip netns add p-wan",
+            "ip -n p-wan link set dev lo up",
+            "ip link add wan0 netns p-gn1 mtu 9000 type veth peer name a netns p-wan mtu 9000",
+            "ip link add wan0 netns p-gn2 mtu 9000 type veth peer name b netns p-wan mtu 9000",
+            "ip -n p-wan link set dev a promisc on up",
+            "ip -n p-wan link set dev b promisc on up",
+            "ip netns exec p-gn1 ethtool -K wan0 tx off tso off",
+            "ip netns exec p-gn2 ethtool -K wan0 tx off tso off",
+            "ip netns exec p-wan ethtool -K a gro off",
+            "ip netns exec p-wan ethtool -K b gro off",
+            "ip -n p-gn1 addr add 172.16.1.1/24 dev wan0",
+            "ip -n p-gn2 addr add 172.16.1.2/24 dev wan0",
+        ] {
+            assert!(
+                lines.iter().any(|l| l == expected),
+                "missing step: {expected}"
+            );
+        }
+        for ns in ["p-prod", "p-gn1", "p-gn2", "p-cons"] {
+            let sysctl = format!(
+                "ip netns exec {ns} sysctl -qw net.ipv4.tcp_rmem=4096 131072 268435456 \
+                 net.ipv4.tcp_wmem=4096 16384 268435456"
+            );
+            assert!(lines.contains(&sysctl), "missing step: {sysctl}");
+        }
+        // No direct veth, and no address on the delay line's ports.
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("peer name wan0 netns p-gn2"))
+        );
+        assert!(!lines.iter().any(|l| l.starts_with("ip -n p-wan addr")));
+        assert_eq!(
+            delay_line_args(&link).join(" "),
+            "--a a --b b --profile metro --rate 200000000 --loss 0 --seed 1"
+        );
+        link.delay = Duration::from_micros(1500);
+        link.profile = None;
+        assert!(delay_line_args(&link).join(" ").contains("--delay-ms 1.5 "));
+        // Without a WAN link the plan is unchanged: no wan namespace, no ethtool.
+        let plain = plan_lines(&Topology::with_prefix("p"));
+        assert!(
+            !plain
+                .iter()
+                .any(|l| l.contains("p-wan") || l.contains("ethtool"))
+        );
     }
 
     #[test]

@@ -179,6 +179,8 @@ pub struct WanCheck {
 
 /// Pings (20 × 10 ms) and transfers `bytes` GN1 → GN2 on a running testbed.
 pub fn check(topo: &Topology, bin_dir: &Path, bytes: u64) -> Result<WanCheck> {
+    // One ping first, so ARP (which crosses the delay line too) is done.
+    ping_gn1_to_gn2(topo, 1, Duration::from_millis(10))?;
     let ping = ping_gn1_to_gn2(topo, 20, Duration::from_millis(10))?;
     let transfer = transfer_gn1_to_gn2(topo, bin_dir, bytes, 1)?;
     let delay_line = topo.wan_stats()?;

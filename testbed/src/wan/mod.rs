@@ -20,5 +20,8 @@ pub mod profile;
 pub mod sys;
 
 pub use driver::{DelayConfig, DelayError, DelayStats, DirectionStats};
-pub use line::{Counters, DelayLine, LineConfig, LineConfigError, Poll, Verdict, queue_limit};
+pub use line::{
+    Counters, DelayLine, LineConfig, LineConfigError, MAX_FRAME_BYTES, MIN_LIMIT_BYTES, Poll,
+    Verdict, queue_limit,
+};
 pub use profile::{ParseRateError, UnknownProfile, WanLink, WanProfile, format_rate, parse_rate};
