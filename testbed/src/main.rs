@@ -40,6 +40,10 @@ struct WanArgs {
     /// Frame-loss probability of the emulated WAN per direction, between 0 and 1.
     #[arg(long = "wan-loss", default_value_t = 0.0)]
     wan_loss: f64,
+    /// Queue limit of the emulated WAN per direction in bytes (binary suffixes K, M, G).
+    /// Default: rate x one-way delay (10 Gbit/s if no cap), at least 1M.
+    #[arg(long = "wan-limit", value_parser = parse_size)]
+    wan_limit: Option<u64>,
 }
 
 impl WanArgs {
@@ -47,14 +51,17 @@ impl WanArgs {
     fn link(&self) -> Result<Option<WanLink>> {
         let Some(mut link) = self.wan.link() else {
             anyhow::ensure!(
-                self.wan_rate.is_none() && self.wan_loss == 0.0,
-                "--wan-rate and --wan-loss need an emulated WAN; give --wan lan, metro, \
-                 shortwan, wan or longwan"
+                self.wan_rate.is_none() && self.wan_loss == 0.0 && self.wan_limit.is_none(),
+                "--wan-rate, --wan-loss and --wan-limit need an emulated WAN; give --wan lan, \
+                 metro, shortwan, wan or longwan"
             );
             return Ok(None);
         };
         link.rate_bps = self.wan_rate;
         link.loss = self.wan_loss;
+        link.limit_bytes = self
+            .wan_limit
+            .map(|l| usize::try_from(l).unwrap_or(usize::MAX));
         link.a_to_b().validate()?;
         Ok(Some(link))
     }
@@ -154,6 +161,8 @@ enum Cmd {
         /// MTU of the data links.
         #[arg(long, default_value_t = DEFAULT_MTU)]
         mtu: u32,
+        #[command(flatten)]
+        wan: WanArgs,
     },
     /// Connect to every address (stream i = i-th address), send a
     /// deterministic pattern (seed SEED+1000+i) while hashing what arrives;
@@ -253,8 +262,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             wan_plaintext,
             two_step,
             mtu,
+            wan,
         } => {
             let mut options = ScenarioOptions::new(&prefix);
+            options.wan = wan.link()?;
             options.engine = engine;
             options.wan_plaintext = wan_plaintext || options.engine == "splice";
             options.mtu = mtu;
