@@ -309,6 +309,15 @@ fn status(topo: &Topology) -> Result<ExitCode> {
             )?;
         }
     }
+    if let Some(ifaces) = topo
+        .wan_interfaces()
+        .context("listing the WAN emulator's interfaces")?
+    {
+        writeln!(out, "{} (WAN emulator, s2delay):", topo.wan_ns())?;
+        for iface in ifaces {
+            writeln!(out, "  {:<6} {:<8}", iface.name, iface.state)?;
+        }
+    }
     if !all_present {
         writeln!(
             out,

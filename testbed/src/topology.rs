@@ -460,6 +460,15 @@ impl Topology {
         interfaces_in(&self.ns(host))
     }
 
+    /// The interfaces of the WAN emulator's namespace (`a` and `b`), if it
+    /// exists.
+    pub fn wan_interfaces(&self) -> Result<Option<Vec<InterfaceInfo>>, TestbedError> {
+        if !list_namespaces()?.contains(&self.wan_ns()) {
+            return Ok(None);
+        }
+        interfaces_in(&self.wan_ns()).map(Some)
+    }
+
     /// Waits until every non-loopback interface of every host (and of the
     /// WAN emulator, if any) is `UP`.
     pub fn wait_ready(&self, timeout: Duration) -> Result<(), TestbedError> {
