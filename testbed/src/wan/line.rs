@@ -207,7 +207,9 @@ impl DelayLine {
             rng: SplitMix64(config.seed),
             ring: vec![0; limit].into_boxed_slice(),
             tail: 0,
-            slots: VecDeque::with_capacity(limit / 64),
+            // Room for a full queue of 1 KiB frames; it grows (during
+            // warm-up only) if smaller frames fill the ring.
+            slots: VecDeque::with_capacity(limit / 1024),
             queued_bytes: 0,
             bottleneck_free: None,
             counters: Counters::default(),
