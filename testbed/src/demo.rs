@@ -27,6 +27,9 @@ pub(crate) fn run(
         "  building the testbed '{}' (network namespaces, MTU {})",
         options.prefix, options.mtu
     );
+    if let Some(link) = &options.wan {
+        println!("  emulated WAN between the gateways: {}", link.describe());
+    }
     let engine = options.engine.clone();
     let scenario = Scenario::start(options)?;
     println!(

@@ -10,6 +10,10 @@
 //!   end-to-end tests and the demo to prove that every byte crossed the proxy
 //!   intact and on the right stream.
 //!
+//! [`wan`] emulates the WAN between GN1 and GN2 without `tc netem`: a
+//! sans-io delay line (delay, rate cap, loss) driven by the `s2delay` binary
+//! in a sixth namespace, and the paper's WAN profiles.
+//!
 //! [`units`] holds the byte-size parser the `s2testbed` CLI uses for `--bytes`.
 //!
 //! Nothing in this library prints to stdout; the one documented exception is
@@ -20,6 +24,7 @@ pub mod scenario;
 pub mod topology;
 pub mod traffic;
 pub mod units;
+pub mod wan;
 
 pub use topology::{Host, TestbedError, TestbedGuard, Topology, require_root};
 pub use traffic::{

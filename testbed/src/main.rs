@@ -12,6 +12,7 @@ use testbed::scenario::ScenarioOptions;
 use testbed::topology::{DEFAULT_MTU, DEFAULT_PREFIX, Host, Topology};
 use testbed::traffic::{self, TransferReport};
 use testbed::units::parse_size;
+use testbed::wan::{WanLink, WanProfile, parse_rate};
 
 mod demo;
 
@@ -22,6 +23,48 @@ mod demo;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// The emulated WAN between GN1 and GN2.
+#[derive(Debug, Args)]
+struct WanArgs {
+    /// WAN profile by gateway RTT: none (direct veth), lan (0.44 ms), metro (5.5 ms),
+    /// shortwan (24.3 ms), wan (58.2 ms), longwan (143.7 ms). Anything but none runs the
+    /// s2delay delay line in a sixth namespace PREFIX-wan.
+    #[arg(long, default_value = "none")]
+    wan: WanProfile,
+    /// Rate cap of the emulated WAN per direction, e.g. 200mbit or 10gbit (decimal, bit/s).
+    /// Default: no cap. Needs a profile other than none.
+    #[arg(long = "wan-rate", value_parser = parse_rate)]
+    wan_rate: Option<u64>,
+    /// Frame-loss probability of the emulated WAN per direction, between 0 and 1.
+    #[arg(long = "wan-loss", default_value_t = 0.0)]
+    wan_loss: f64,
+    /// Queue limit of the emulated WAN per direction in bytes (binary suffixes K, M, G).
+    /// Default: rate x one-way delay (10 Gbit/s if no cap), at least 1M.
+    #[arg(long = "wan-limit", value_parser = parse_size)]
+    wan_limit: Option<u64>,
+}
+
+impl WanArgs {
+    /// The link to emulate, or `None` for a direct veth.
+    fn link(&self) -> Result<Option<WanLink>> {
+        let Some(mut link) = self.wan.link() else {
+            anyhow::ensure!(
+                self.wan_rate.is_none() && self.wan_loss == 0.0 && self.wan_limit.is_none(),
+                "--wan-rate, --wan-loss and --wan-limit need an emulated WAN; give --wan lan, \
+                 metro, shortwan, wan or longwan"
+            );
+            return Ok(None);
+        };
+        link.rate_bps = self.wan_rate;
+        link.loss = self.wan_loss;
+        link.limit_bytes = self
+            .wan_limit
+            .map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+        link.a_to_b().validate()?;
+        Ok(Some(link))
+    }
 }
 
 /// Which testbed to act on.
@@ -40,6 +83,24 @@ enum Cmd {
         #[command(flatten)]
         prefix: PrefixArg,
         /// MTU of the data links (LANs and WAN); the control network uses 1500.
+        #[arg(long, default_value_t = DEFAULT_MTU)]
+        mtu: u32,
+        #[command(flatten)]
+        wan: WanArgs,
+    },
+    /// Build a testbed with a WAN profile, measure ping RTT (20 x 10 ms) and one verified TCP
+    /// transfer GN1 -> GN2 against the profile, print the result as JSON (stdout) and
+    /// markdown (stderr), and tear the testbed down (needs root).
+    WanCheck {
+        /// Testbed name prefix (namespaces PREFIX-prod, ..., PREFIX-wan).
+        #[arg(long, default_value = "s2wan")]
+        prefix: String,
+        #[command(flatten)]
+        wan: WanArgs,
+        /// Bytes of the TCP transfer; binary suffixes K, M, G (1G = 2^30).
+        #[arg(long, default_value = "256M", value_parser = parse_size)]
+        bytes: u64,
+        /// MTU of the data links.
         #[arg(long, default_value_t = DEFAULT_MTU)]
         mtu: u32,
     },
@@ -100,6 +161,8 @@ enum Cmd {
         /// MTU of the data links.
         #[arg(long, default_value_t = DEFAULT_MTU)]
         mtu: u32,
+        #[command(flatten)]
+        wan: WanArgs,
     },
     /// Connect to every address (stream i = i-th address), send a
     /// deterministic pattern (seed SEED+1000+i) while hashing what arrives;
@@ -131,13 +194,39 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Up { prefix, mtu } => {
+        Cmd::Up { prefix, mtu, wan } => {
             let topo = Topology {
                 prefix: prefix.prefix,
                 mtu,
+                wan: wan.link()?,
             };
             topo.up()?;
-            eprintln!("s2testbed: testbed {:?} is up", topo.prefix);
+            let link = topo
+                .wan
+                .as_ref()
+                .map_or_else(|| "direct veth".to_owned(), WanLink::describe);
+            eprintln!("s2testbed: testbed {:?} is up (WAN: {link})", topo.prefix);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::WanCheck {
+            prefix,
+            wan,
+            bytes,
+            mtu,
+        } => {
+            let topo = Topology {
+                prefix,
+                mtu,
+                wan: wan.link()?,
+            }
+            .up_guarded()?;
+            let report =
+                testbed::wan::check::check(&topo, &testbed::scenario::default_bin_dir(), bytes)?;
+            topo.teardown()?;
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(&mut out, &report)?;
+            writeln!(out)?;
+            eprintln!("{}", wan_check_markdown(&report));
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Down { prefix } => {
@@ -173,8 +262,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             wan_plaintext,
             two_step,
             mtu,
+            wan,
         } => {
             let mut options = ScenarioOptions::new(&prefix);
+            options.wan = wan.link()?;
             options.engine = engine;
             options.wan_plaintext = wan_plaintext || options.engine == "splice";
             options.mtu = mtu;
@@ -218,6 +309,15 @@ fn status(topo: &Topology) -> Result<ExitCode> {
             )?;
         }
     }
+    if let Some(ifaces) = topo
+        .wan_interfaces()
+        .context("listing the WAN emulator's interfaces")?
+    {
+        writeln!(out, "{} (WAN emulator, s2delay):", topo.wan_ns())?;
+        for iface in ifaces {
+            writeln!(out, "  {:<6} {:<8}", iface.name, iface.state)?;
+        }
+    }
     if !all_present {
         writeln!(
             out,
@@ -230,6 +330,36 @@ fn status(topo: &Topology) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One markdown table row: profile, RTT expected / measured, goodput, delay-line counters.
+fn wan_check_markdown(r: &testbed::wan::check::WanCheck) -> String {
+    let counters = r.delay_line.as_ref().map_or_else(
+        || "-".to_owned(),
+        |s| {
+            format!(
+                "a->b {} frames, {} lost, {} full, max queue {} B; b->a {} frames",
+                s.a_to_b.line.forwarded,
+                s.a_to_b.line.dropped_loss,
+                s.a_to_b.line.dropped_full,
+                s.a_to_b.line.max_queued_bytes,
+                s.b_to_a.line.forwarded
+            )
+        },
+    );
+    format!(
+        "| link | RTT expected (ms) | ping min/avg/max (ms) | TCP GN1->GN2 | delay line |\n\
+         |---|---|---|---|---|\n\
+         | {} | {:.2} | {:.3}/{:.3}/{:.3} | {} MiB in {:.2} s = {:.3} Gbit/s | {counters} |",
+        r.link,
+        r.rtt_expected_ms,
+        r.ping.min_ms,
+        r.ping.avg_ms,
+        r.ping.max_ms,
+        r.transfer.bytes >> 20,
+        r.transfer.elapsed_secs,
+        r.transfer.goodput_gbps
+    )
 }
 
 fn print_reports(reports: &[TransferReport]) -> Result<()> {

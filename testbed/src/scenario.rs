@@ -41,6 +41,10 @@ pub struct ScenarioOptions {
     pub s2cs_args: Vec<String>,
     /// `--cores` of GN1 and GN2 (default: all online cores on both).
     pub cores: Option<(String, String)>,
+    /// The emulated WAN between the gateways (`None`: a direct veth). It is L2-transparent, so
+    /// every engine works over it, `dpdk` included (its `net_af_packet` ports stay on
+    /// `gn1:wan0`/`gn2:wan0`).
+    pub wan: Option<crate::wan::WanLink>,
 }
 
 impl ScenarioOptions {
@@ -53,6 +57,7 @@ impl ScenarioOptions {
             bin_dir: default_bin_dir(),
             s2cs_args: Vec::new(),
             cores: None,
+            wan: None,
         }
     }
 }
@@ -126,6 +131,7 @@ impl Scenario {
         let topo = Topology {
             prefix: options.prefix.clone(),
             mtu: options.mtu,
+            wan: options.wan.clone(),
         }
         .up_guarded()?;
         let work = std::env::temp_dir().join(format!("s2-scenario-{}", options.prefix));

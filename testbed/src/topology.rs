@@ -21,18 +21,33 @@
 //! LAN, so a *direct* routed path exists for baseline measurements:
 //! `cons` can reach `172.16.0.1` without any proxy.
 //!
+//! With [`Topology::wan`] set, the WAN is emulated (this kernel has no
+//! `tc netem`): a sixth namespace `{prefix}-wan` replaces the direct veth,
+//! and `s2delay` forwards frames between its interfaces `a` and `b` after
+//! the link's delay ([`crate::wan`], `docs/wan-emulation.md`):
+//!
+//! ```text
+//!   gn1 [wan0]----[a]  wan  [b]----[wan0] gn2      (no addresses on a, b)
+//! ```
+//!
 //! Building or removing the testbed needs root ([`require_root`]). The module
 //! runs the `ip` binary from iproute2 (and `sysctl` inside the gateway
-//! namespaces); it does not print anything.
+//! namespaces, `ethtool` and `s2delay` with a WAN link); it does not print
+//! anything.
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::io;
+use std::fs;
+use std::io::{self, BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::ops::Deref;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::wan::{DelayStats, WanLink};
 
 /// Producer application host, on the producer LAN (`prod` `lan0`).
 pub const PROD_APP_IP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
@@ -71,6 +86,33 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest prefix accepted, so namespace names stay short and readable.
 const MAX_PREFIX_LEN: usize = 32;
+
+/// Namespace suffix of the WAN emulator (`{prefix}-wan`).
+pub const WAN_NS_SUFFIX: &str = "wan";
+/// The WAN emulator's interface towards GN1.
+pub const WAN_IFACE_GN1: &str = "a";
+/// The WAN emulator's interface towards GN2.
+pub const WAN_IFACE_GN2: &str = "b";
+/// Maximum TCP buffer (`tcp_rmem`/`tcp_wmem`) in the data namespaces when
+/// the WAN is emulated, for long fat pipes (the paper used 512 MiB; the
+/// namespaces' `net.core.rmem_max` is read-only on this kernel, but TCP
+/// autotuning only needs `tcp_rmem`/`tcp_wmem`).
+pub const WAN_TCP_BUFFER_MAX: u64 = 256 << 20;
+/// How long [`Topology::up`] waits for `s2delay` to report `READY`, and
+/// [`Topology::down`] for it to exit.
+const DELAY_LINE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Offloads turned off on `gn1:wan0` and `gn2:wan0`, the senders into the
+/// delay line (see `docs/wan-emulation.md`): `tx` so every frame carries its
+/// final checksum (a `CHECKSUM_PARTIAL` frame read from a packet socket has
+/// none, and the far end drops it), `tso` so the stack never hands the veth
+/// a super-frame larger than the MTU (ethtool also drops TSO with `tx`; it
+/// is named for clarity). GSO may stay on: without TSO the stack segments in
+/// software before the frame reaches the veth.
+const WAN_SENDER_OFFLOADS_OFF: [&str; 4] = ["tx", "off", "tso", "off"];
+/// Offloads turned off on the delay line's `a` and `b`: `gro`, so the veths
+/// never merge received frames into a super-frame the line cannot send (off
+/// by default on veths; with it on, 64 KiB frames arrive and `send` fails).
+const WAN_PORT_OFFLOADS_OFF: [&str; 2] = ["gro", "off"];
 
 /// Everything that can go wrong while building, inspecting or removing the
 /// testbed.
@@ -135,6 +177,35 @@ pub enum TestbedError {
         /// The links that were not up, as `namespace/interface=STATE`.
         links: String,
     },
+    /// The `s2delay` binary is not where the testbed looks for it.
+    #[error(
+        "the WAN emulator {} is missing; build the workspace first (cargo build --release \
+         --workspace), or run without a WAN profile",
+        path.display()
+    )]
+    DelayLineMissing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// `s2delay` did not start or did not report `READY`.
+    #[error("the WAN emulator did not start (`{command}`): {detail}")]
+    DelayLineStart {
+        /// Its command line.
+        command: String,
+        /// What happened, with its log.
+        detail: String,
+    },
+    /// The WAN emulator's counters could not be read.
+    #[error("reading the WAN emulator's counters from {} failed: {detail}", path.display())]
+    DelayLineStats {
+        /// The stats file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The WAN link is invalid.
+    #[error("invalid WAN link: {0}")]
+    InvalidWan(#[from] crate::wan::LineConfigError),
     /// Bringing the testbed up failed, and removing the partial testbed
     /// failed too; remove it by hand with `s2testbed down --prefix PREFIX`.
     #[error(
@@ -225,13 +296,16 @@ pub struct InterfaceInfo {
     pub addrs: Vec<String>,
 }
 
-/// The Fig. 5 testbed: five namespaces named `{prefix}-{host}`.
+/// The Fig. 5 testbed: five namespaces named `{prefix}-{host}` (six with
+/// an emulated WAN).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
     /// Namespace-name prefix; letters, digits, `_` and `-` only.
     pub prefix: String,
     /// MTU of the data links (LAN and WAN).
     pub mtu: u32,
+    /// The emulated WAN between GN1 and GN2; `None` for a direct veth.
+    pub wan: Option<WanLink>,
 }
 
 impl Default for Topology {
@@ -239,6 +313,7 @@ impl Default for Topology {
         Self {
             prefix: DEFAULT_PREFIX.to_owned(),
             mtu: DEFAULT_MTU,
+            wan: None,
         }
     }
 }
@@ -264,13 +339,38 @@ impl Topology {
         cmd
     }
 
+    /// The namespace of the WAN emulator, e.g. `s2tb-wan` (present only
+    /// with [`wan`](Self::wan) set).
+    pub fn wan_ns(&self) -> String {
+        format!("{}-{WAN_NS_SUFFIX}", self.prefix)
+    }
+
+    /// `ip netns exec <wan ns> <program>`, ready for `.args(...)`.
+    pub fn wan_command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.arg("netns").arg("exec").arg(self.wan_ns()).arg(program);
+        cmd
+    }
+
+    /// Where `s2delay` writes its counters (snapshots on
+    /// [`wan_stats`](Self::wan_stats), the final ones when it stops, which
+    /// stay after [`down`](Self::down)).
+    pub fn wan_stats_path(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("s2delay-{}.json", self.prefix))
+    }
+
+    /// `s2delay`'s log (its stderr).
+    pub fn wan_log_path(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("s2delay-{}.log", self.prefix))
+    }
+
     /// True if any namespace of this testbed exists (a complete or a
     /// partial testbed is present).
     pub fn exists(&self) -> bool {
         let Ok(present) = list_namespaces() else {
             return false;
         };
-        Host::ALL.iter().any(|&h| present.contains(&self.ns(h)))
+        present.contains(&self.wan_ns()) || Host::ALL.iter().any(|&h| present.contains(&self.ns(h)))
     }
 
     /// True if the namespace of `host` exists.
@@ -297,7 +397,8 @@ impl Topology {
             .plan()
             .iter()
             .try_for_each(|step| run_ip(step))
-            .and_then(|()| self.wait_ready(READY_TIMEOUT));
+            .and_then(|()| self.wait_ready(READY_TIMEOUT))
+            .and_then(|()| self.start_delay_line());
         if let Err(setup) = result {
             return match self.down() {
                 Ok(()) => Err(setup),
@@ -329,6 +430,17 @@ impl Topology {
     pub fn down(&self) -> Result<(), TestbedError> {
         let present = list_namespaces()?;
         let mut first_error = None;
+        // The WAN emulator first: stop s2delay (so it writes its final
+        // counters), then its namespace.
+        let wan = self.wan_ns();
+        if present.contains(&wan) {
+            let removed = require_root()
+                .and_then(|()| self.stop_delay_line())
+                .and_then(|()| run_ip(&["netns", "del", &wan]));
+            if let Err(e) = removed {
+                first_error.get_or_insert(e);
+            }
+        }
         // Reverse creation order: ctl first, prod last.
         for host in Host::ALL.iter().rev() {
             let ns = self.ns(*host);
@@ -345,45 +457,32 @@ impl Topology {
     /// The interfaces of `host` that are not loopback, with their state and
     /// IPv4 addresses.
     pub fn interfaces(&self, host: Host) -> Result<Vec<InterfaceInfo>, TestbedError> {
-        let ns = self.ns(host);
-        let out = run_ip_output(&["-n", &ns, "-brief", "-4", "addr", "show"])?;
-        let brief = run_ip_output(&["-n", &ns, "-brief", "link", "show"])?;
-        let addrs: Vec<(String, Vec<String>)> = out
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split_whitespace();
-                let name = strip_peer(fields.next()?);
-                let _state = fields.next();
-                Some((name.to_owned(), fields.map(str::to_owned).collect()))
-            })
-            .collect();
-        Ok(brief
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split_whitespace();
-                let name = strip_peer(fields.next()?).to_owned();
-                let state = fields.next().unwrap_or("?").to_owned();
-                (name != "lo").then(|| {
-                    let addrs = addrs
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, a)| a.clone())
-                        .unwrap_or_default();
-                    InterfaceInfo { name, state, addrs }
-                })
-            })
-            .collect())
+        interfaces_in(&self.ns(host))
     }
 
-    /// Waits until every non-loopback interface of every host is `UP`.
+    /// The interfaces of the WAN emulator's namespace (`a` and `b`), if it
+    /// exists.
+    pub fn wan_interfaces(&self) -> Result<Option<Vec<InterfaceInfo>>, TestbedError> {
+        if !list_namespaces()?.contains(&self.wan_ns()) {
+            return Ok(None);
+        }
+        interfaces_in(&self.wan_ns()).map(Some)
+    }
+
+    /// Waits until every non-loopback interface of every host (and of the
+    /// WAN emulator, if any) is `UP`.
     pub fn wait_ready(&self, timeout: Duration) -> Result<(), TestbedError> {
+        let mut namespaces: Vec<String> = Host::ALL.iter().map(|&h| self.ns(h)).collect();
+        if self.wan.is_some() {
+            namespaces.push(self.wan_ns());
+        }
         let start = Instant::now();
         loop {
             let mut not_up = Vec::new();
-            for host in Host::ALL {
-                for iface in self.interfaces(host)? {
+            for ns in &namespaces {
+                for iface in interfaces_in(ns)? {
                     if iface.state != "UP" {
-                        not_up.push(format!("{}/{}={}", self.ns(host), iface.name, iface.state));
+                        not_up.push(format!("{ns}/{}={}", iface.name, iface.state));
                     }
                 }
             }
@@ -398,6 +497,129 @@ impl Topology {
                 });
             }
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The running WAN emulator's counters now: `Ok(None)` without an
+    /// emulated WAN. Asks `s2delay` for a snapshot (SIGUSR1) and reads it.
+    pub fn wan_stats(&self) -> Result<Option<DelayStats>, TestbedError> {
+        if self.wan.is_none() {
+            return Ok(None);
+        }
+        let path = self.wan_stats_path();
+        let stats_error = |detail: String| TestbedError::DelayLineStats {
+            path: path.clone(),
+            detail,
+        };
+        let _ = fs::remove_file(&path);
+        let pids = run_ip_output(&["netns", "pids", &self.wan_ns()])?;
+        let pids: Vec<u32> = pids
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            return Err(stats_error(format!(
+                "s2delay is not running in {}; see {}",
+                self.wan_ns(),
+                self.wan_log_path().display()
+            )));
+        }
+        for pid in pids {
+            crate::wan::sys::send_signal(pid, libc::SIGUSR1)
+                .map_err(|e| stats_error(format!("signalling s2delay (pid {pid}): {e}")))?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match DelayStats::read(&path) {
+                Ok(stats) => return Ok(Some(stats)),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(stats_error(format!("no snapshot within 2 s: {e}")));
+                }
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// Starts `s2delay` in the WAN namespace (if the WAN is emulated) and
+    /// waits for its `READY`.
+    fn start_delay_line(&self) -> Result<(), TestbedError> {
+        let Some(link) = &self.wan else {
+            return Ok(());
+        };
+        let bin = crate::scenario::default_bin_dir().join("s2delay");
+        if !bin.exists() {
+            return Err(TestbedError::DelayLineMissing { path: bin });
+        }
+        let stats = self.wan_stats_path();
+        let _ = fs::remove_file(&stats);
+        let mut cmd = self.wan_command(&bin);
+        cmd.args(delay_line_args(link)).arg("--stats").arg(&stats);
+        let command = format!("{cmd:?}");
+        let start_error = |detail: String| TestbedError::DelayLineStart {
+            command: command.clone(),
+            detail,
+        };
+        let log_path = self.wan_log_path();
+        let log = fs::File::create(&log_path)
+            .map_err(|e| start_error(format!("creating {}: {e}", log_path.display())))?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| start_error(format!("spawning: {e}")))?;
+        let stdout = child.stdout.take();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let line = stdout.and_then(|s| BufReader::new(s).lines().next());
+            let _ = ready_tx.send(matches!(line, Some(Ok(l)) if l.trim() == "READY"));
+        });
+        let ready = ready_rx.recv_timeout(DELAY_LINE_TIMEOUT).unwrap_or(false);
+        if !ready {
+            let _ = child.kill();
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(start_error(format!(
+                "no READY within {DELAY_LINE_TIMEOUT:?} ({status}): {}",
+                log.trim()
+            )));
+        }
+        // Reaps s2delay when it exits (it outlives this process after
+        // `s2testbed up`; then init reaps it).
+        thread::spawn(move || {
+            let _ = child.wait();
+        });
+        Ok(())
+    }
+
+    /// Stops every process in the WAN namespace (SIGTERM, then SIGKILL
+    /// after [`DELAY_LINE_TIMEOUT`]) and waits until they are gone.
+    fn stop_delay_line(&self) -> Result<(), TestbedError> {
+        let ns = self.wan_ns();
+        let pids = || -> Result<Vec<u32>, TestbedError> {
+            let out = run_ip_output(&["netns", "pids", &ns])?;
+            Ok(out
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect())
+        };
+        for pid in pids()? {
+            let _ = crate::wan::sys::send_signal(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + DELAY_LINE_TIMEOUT;
+        loop {
+            let left = pids()?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                for pid in &left {
+                    let _ = crate::wan::sys::send_signal(*pid, libc::SIGKILL);
+                }
+                thread::sleep(Duration::from_millis(100));
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -423,6 +645,9 @@ impl Topology {
         if !(MIN_MTU..=MAX_MTU).contains(&self.mtu) {
             return Err(TestbedError::InvalidMtu { mtu: self.mtu });
         }
+        if let Some(link) = &self.wan {
+            link.a_to_b().validate()?;
+        }
         Ok(())
     }
 
@@ -441,11 +666,16 @@ impl Topology {
         let mut steps: Vec<Vec<String>> = Vec::new();
         let mut step = |args: &[&str]| steps.push(args.iter().map(|s| (*s).to_owned()).collect());
 
-        for host in Host::ALL {
-            step(&["netns", "add", &self.ns(host)]);
+        let wan = self.wan_ns();
+        let mut namespaces: Vec<String> = Host::ALL.iter().map(|&h| self.ns(h)).collect();
+        if self.wan.is_some() {
+            namespaces.push(wan.clone());
         }
-        for host in Host::ALL {
-            step(&["-n", &self.ns(host), "link", "set", "dev", "lo", "up"]);
+        for ns in &namespaces {
+            step(&["netns", "add", ns]);
+        }
+        for ns in &namespaces {
+            step(&["-n", ns, "link", "set", "dev", "lo", "up"]);
         }
 
         // veth pairs, created directly in their namespaces.
@@ -456,7 +686,13 @@ impl Topology {
             ]);
         };
         veth(&mut step, (&prod, "lan0"), (&gn1, "lan0"), &mtu);
-        veth(&mut step, (&gn1, "wan0"), (&gn2, "wan0"), &mtu);
+        if self.wan.is_some() {
+            veth(&mut step, (&gn1, "wan0"), (&wan, WAN_IFACE_GN1), &mtu);
+            // `wan0` first: iproute2 would read a bare `b` as `broadcast`.
+            veth(&mut step, (&gn2, "wan0"), (&wan, WAN_IFACE_GN2), &mtu);
+        } else {
+            veth(&mut step, (&gn1, "wan0"), (&gn2, "wan0"), &mtu);
+        }
         veth(&mut step, (&gn2, "lan0"), (&cons, "lan0"), &mtu);
 
         // Control network: a bridge in ctl with one port per gateway.
@@ -497,6 +733,28 @@ impl Topology {
         for (ns, dev) in links {
             step(&["-n", ns, "link", "set", "dev", dev, "up"]);
         }
+        if self.wan.is_some() {
+            // The emulator's veths carry frames for GN1's and GN2's MACs.
+            for dev in [WAN_IFACE_GN1, WAN_IFACE_GN2] {
+                step(&["-n", &wan, "link", "set", "dev", dev, "promisc", "on", "up"]);
+            }
+            for (ns, dev, offloads) in [
+                (&gn1, "wan0", &WAN_SENDER_OFFLOADS_OFF[..]),
+                (&gn2, "wan0", &WAN_SENDER_OFFLOADS_OFF[..]),
+                (&wan, WAN_IFACE_GN1, &WAN_PORT_OFFLOADS_OFF[..]),
+                (&wan, WAN_IFACE_GN2, &WAN_PORT_OFFLOADS_OFF[..]),
+            ] {
+                let mut args = vec!["netns", "exec", ns, "ethtool", "-K", dev];
+                args.extend(offloads);
+                step(&args);
+            }
+            let max = WAN_TCP_BUFFER_MAX.to_string();
+            let rmem = format!("net.ipv4.tcp_rmem=4096 131072 {max}");
+            let wmem = format!("net.ipv4.tcp_wmem=4096 16384 {max}");
+            for ns in [&prod, &gn1, &gn2, &cons] {
+                step(&["netns", "exec", ns, "sysctl", "-qw", &rmem, &wmem]);
+            }
+        }
 
         // The direct (non-proxied) routed path, for baselines.
         let gn1_lan = GN1_LAN_IP.to_string();
@@ -519,6 +777,35 @@ impl Topology {
         }
         steps
     }
+}
+
+/// `s2delay`'s arguments for `link` between `a` and `b` (without `--stats`).
+fn delay_line_args(link: &WanLink) -> Vec<String> {
+    let mut args: Vec<String> = ["--a", WAN_IFACE_GN1, "--b", WAN_IFACE_GN2]
+        .map(str::to_owned)
+        .into();
+    match link.profile {
+        Some(p) if p.one_way_delay() == link.delay => {
+            args.extend(["--profile".to_owned(), p.name().to_owned()]);
+        }
+        _ => args.extend([
+            "--delay-ms".to_owned(),
+            (link.delay.as_nanos() as f64 / 1e6).to_string(),
+        ]),
+    }
+    if let Some(rate) = link.rate_bps {
+        args.extend(["--rate".to_owned(), rate.to_string()]);
+    }
+    if let Some(limit) = link.limit_bytes {
+        args.extend(["--limit".to_owned(), limit.to_string()]);
+    }
+    args.extend([
+        "--loss".to_owned(),
+        link.loss.to_string(),
+        "--seed".to_owned(),
+        link.seed.to_string(),
+    ]);
+    args
 }
 
 /// Owns a running testbed and tears it down when dropped.
@@ -566,6 +853,38 @@ impl Drop for TestbedGuard {
             );
         }
     }
+}
+
+/// The non-loopback interfaces of namespace `ns`, with their state and
+/// IPv4 addresses.
+fn interfaces_in(ns: &str) -> Result<Vec<InterfaceInfo>, TestbedError> {
+    let out = run_ip_output(&["-n", ns, "-brief", "-4", "addr", "show"])?;
+    let brief = run_ip_output(&["-n", ns, "-brief", "link", "show"])?;
+    let addrs: Vec<(String, Vec<String>)> = out
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let name = strip_peer(fields.next()?);
+            let _state = fields.next();
+            Some((name.to_owned(), fields.map(str::to_owned).collect()))
+        })
+        .collect();
+    Ok(brief
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let name = strip_peer(fields.next()?).to_owned();
+            let state = fields.next().unwrap_or("?").to_owned();
+            (name != "lo").then(|| {
+                let addrs = addrs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, a)| a.clone())
+                    .unwrap_or_default();
+                InterfaceInfo { name, state, addrs }
+            })
+        })
+        .collect())
 }
 
 /// Strips the `@ifN` / `@lan0` peer suffix `ip -brief` adds to veth names.
@@ -666,6 +985,7 @@ mod tests {
         let t = Topology {
             prefix: "p".into(),
             mtu: 4000,
+            wan: None,
         };
         let lines = plan_lines(&t);
         for expected in [
@@ -700,6 +1020,65 @@ mod tests {
         let first_route = lines.iter().position(|l| l.contains(" route add")).unwrap();
         let last_addr = lines.iter().rposition(|l| l.contains(" addr add")).unwrap();
         assert!(last_addr < first_route);
+    }
+
+    #[test]
+    fn plan_with_wan_puts_the_delay_line_between_the_gateways() {
+        let mut link = crate::wan::WanProfile::Metro.link().unwrap();
+        link.rate_bps = Some(200_000_000);
+        let t = Topology {
+            prefix: "p".into(),
+            mtu: 9000,
+            wan: Some(link.clone()),
+        };
+        let lines = plan_lines(&t);
+        for expected in [
+            "ip netns add p-wan",
+            "ip -n p-wan link set dev lo up",
+            "ip link add wan0 netns p-gn1 mtu 9000 type veth peer name a netns p-wan mtu 9000",
+            "ip link add wan0 netns p-gn2 mtu 9000 type veth peer name b netns p-wan mtu 9000",
+            "ip -n p-wan link set dev a promisc on up",
+            "ip -n p-wan link set dev b promisc on up",
+            "ip netns exec p-gn1 ethtool -K wan0 tx off tso off",
+            "ip netns exec p-gn2 ethtool -K wan0 tx off tso off",
+            "ip netns exec p-wan ethtool -K a gro off",
+            "ip netns exec p-wan ethtool -K b gro off",
+            "ip -n p-gn1 addr add 172.16.1.1/24 dev wan0",
+            "ip -n p-gn2 addr add 172.16.1.2/24 dev wan0",
+        ] {
+            assert!(
+                lines.iter().any(|l| l == expected),
+                "missing step: {expected}"
+            );
+        }
+        for ns in ["p-prod", "p-gn1", "p-gn2", "p-cons"] {
+            let sysctl = format!(
+                "ip netns exec {ns} sysctl -qw net.ipv4.tcp_rmem=4096 131072 268435456 \
+                 net.ipv4.tcp_wmem=4096 16384 268435456"
+            );
+            assert!(lines.contains(&sysctl), "missing step: {sysctl}");
+        }
+        // No direct veth, and no address on the delay line's ports.
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("peer name wan0 netns p-gn2"))
+        );
+        assert!(!lines.iter().any(|l| l.starts_with("ip -n p-wan addr")));
+        assert_eq!(
+            delay_line_args(&link).join(" "),
+            "--a a --b b --profile metro --rate 200000000 --loss 0 --seed 1"
+        );
+        link.delay = Duration::from_micros(1500);
+        link.profile = None;
+        assert!(delay_line_args(&link).join(" ").contains("--delay-ms 1.5 "));
+        // Without a WAN link the plan is unchanged: no wan namespace, no ethtool.
+        let plain = plan_lines(&Topology::with_prefix("p"));
+        assert!(
+            !plain
+                .iter()
+                .any(|l| l.contains("p-wan") || l.contains("ethtool"))
+        );
     }
 
     #[test]
