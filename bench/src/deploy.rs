@@ -9,6 +9,7 @@ use std::process::Child;
 use anyhow::{Context, Result};
 use testbed::scenario::{Scenario, ScenarioOptions, Session};
 use testbed::topology::{GN1_WAN_IP, GN2_LAN_IP, Host, PROD_APP_IP, TestbedGuard, Topology};
+use testbed::wan::WanLink;
 
 use crate::peers::{self, Peer};
 
@@ -52,6 +53,8 @@ pub(crate) struct DeployOptions {
     pub(crate) cores: Option<(String, String)>,
     /// Extra `s2cs` options for both gateways.
     pub(crate) s2cs_args: Vec<String>,
+    /// The emulated WAN between the gateway nodes (`None`: a direct veth).
+    pub(crate) wan: Option<WanLink>,
 }
 
 /// A running data path; dropping it stops everything and removes the testbed.
@@ -59,8 +62,8 @@ pub(crate) struct Deployment {
     kind: Kind,
     /// Where the consumer connects, one per app port.
     pub(crate) targets: Vec<SocketAddr>,
-    /// Processes whose CPU counts as gateway (empty for direct).
-    pub(crate) gateway_pids: Vec<u32>,
+    /// The processes of GN1 and of GN2 whose CPU counts as gateway (empty for direct).
+    pub(crate) gateways: [Vec<u32>; 2],
     dir: PathBuf,
 }
 
@@ -85,23 +88,27 @@ impl Deployment {
         let dir = std::env::temp_dir().join(format!("s2bench-{method}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let (kind, targets, gateway_pids) = if method == "direct" {
-            let topo = Topology::with_prefix(PREFIX).up_guarded()?;
+        let (kind, targets, gateways) = if method == "direct" {
+            let topo = topology(o).up_guarded()?;
             let targets = ports
                 .iter()
                 .map(|&p| SocketAddr::new(PROD_APP_IP.into(), p))
                 .collect();
-            (Kind::Direct(topo), targets, Vec::new())
+            (Kind::Direct(topo), targets, [Vec::new(), Vec::new()])
         } else if let Some(engine) = scistream_engine(method) {
             let mut so = ScenarioOptions::new(PREFIX);
             so.engine = engine.into();
             so.wan_plaintext = method != "copy-tls";
             so.cores = o.cores.clone();
             so.s2cs_args = o.s2cs_args.clone();
+            so.wan = o.wan.clone();
             let scenario = Scenario::start(so)?;
             let session = scenario.connect(ports.len(), ports)?;
             let targets = session.cons_listeners.clone();
-            let pids = scenario.gateway_pids();
+            let pids = match scenario.gateway_pids()[..] {
+                [gn1, gn2] => [vec![gn1], vec![gn2]],
+                _ => anyhow::bail!("the scenario has no two running gateways"),
+            };
             (
                 Kind::Scistream {
                     session,
@@ -112,41 +119,35 @@ impl Deployment {
             )
         } else {
             let peer = Peer::parse(method).with_context(|| format!("unknown method '{method}'"))?;
-            let topo = Topology::with_prefix(PREFIX).up_guarded()?;
+            let topo = topology(o).up_guarded()?;
             let mut children = Vec::new();
             let mut targets = Vec::new();
+            let mut pids = [Vec::new(), Vec::new()];
             for (i, &port) in ports.iter().enumerate() {
                 let listen_port = PEER_PORT + i as u16;
                 let gn1 = SocketAddr::new(GN1_WAN_IP.into(), listen_port);
                 let gn2 = SocketAddr::new(GN2_LAN_IP.into(), listen_port);
                 let app = SocketAddr::new(PROD_APP_IP.into(), port);
-                children.push(KillOnDrop(peers::start(
-                    peer,
-                    &topo,
-                    Host::Gn1,
-                    gn1,
-                    app,
-                    &dir,
-                )?));
-                children.push(KillOnDrop(peers::start(
-                    peer,
-                    &topo,
-                    Host::Gn2,
-                    gn2,
-                    gn1,
-                    &dir,
-                )?));
+                let g1 = KillOnDrop(peers::start(peer, &topo, Host::Gn1, gn1, app, &dir)?);
+                let g2 = KillOnDrop(peers::start(peer, &topo, Host::Gn2, gn2, gn1, &dir)?);
+                pids[0].push(g1.0.id());
+                pids[1].push(g2.0.id());
+                children.extend([g1, g2]);
                 targets.push(gn2);
             }
-            let pids = children.iter().map(|c| c.0.id()).collect();
             (Kind::Peer { children, topo }, targets, pids)
         };
         Ok(Self {
             kind,
             targets,
-            gateway_pids,
+            gateways,
             dir,
         })
+    }
+
+    /// Every gateway process, GN1's and GN2's.
+    pub(crate) fn gateway_pids(&self) -> Vec<u32> {
+        self.gateways.concat()
     }
 
     pub(crate) fn topology(&self) -> &Topology {
@@ -177,6 +178,13 @@ impl Deployment {
         };
         let _ = std::fs::remove_dir_all(dir);
         result
+    }
+}
+
+fn topology(o: &DeployOptions) -> Topology {
+    Topology {
+        wan: o.wan.clone(),
+        ..Topology::with_prefix(PREFIX)
     }
 }
 

@@ -55,7 +55,7 @@ struct Cell {
 
 #[derive(Debug, Serialize)]
 struct Report {
-    machine: serde_json::Value,
+    machine: crate::report::model::Machine,
     bytes_per_run: u64,
     repeat: usize,
     cells: Vec<Cell>,
@@ -101,7 +101,7 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
         let d = Deployment::start(method, &[APP_PORT], &options)?;
         let path = Path {
             target: d.targets[0],
-            gateway_pids: d.gateway_pids.clone(),
+            gateway_pids: d.gateway_pids(),
         };
         for &size in &plan.msg_sizes {
             let mut samples = Vec::new();
@@ -268,7 +268,7 @@ fn run_once(
     bytes: u64,
     msg: u64,
 ) -> Result<Sample> {
-    let mem = MemWatch::start();
+    let mem = MemWatch::start(&path.gateway_pids);
     let mut source = spawn_source(topo, bin, bytes, msg)?;
     let cpu0 = machine_busy_secs();
     let gw0: f64 = path.gateway_pids.iter().map(|&p| tree_cpu_secs(p)).sum();
@@ -276,7 +276,7 @@ fn run_once(
     let cpu1 = machine_busy_secs();
     let gw1: f64 = path.gateway_pids.iter().map(|&p| tree_cpu_secs(p)).sum();
     let _ = source.0.wait();
-    let peak_mem_mib = mem.peak_use() as f64 / (1 << 20) as f64;
+    let peak_mem_mib = mem.peaks().machine as f64 / (1 << 20) as f64;
     ensure!(
         report.bytes == bytes,
         "sink got {} of {bytes} bytes",
@@ -312,7 +312,7 @@ fn median(v: &[f64]) -> Option<f64> {
     metrics::spread(v).map(|s| s.median)
 }
 
-fn machine_info() -> serde_json::Value {
+pub(crate) fn machine_info() -> crate::report::model::Machine {
     let sh = |c: &str| {
         Command::new("sh")
             .args(["-c", c])
@@ -320,12 +320,12 @@ fn machine_info() -> serde_json::Value {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default()
     };
-    serde_json::json!({
-        "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
-        "cores": sh("nproc"),
-        "kernel": sh("uname -r"),
-        "date": sh("date -u +%FT%TZ"),
-    })
+    crate::report::model::Machine {
+        cpu: sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+        cores: sh("nproc"),
+        kernel: sh("uname -r"),
+        date: sh("date -u +%FT%TZ"),
+    }
 }
 
 fn print_markdown(r: &Report) {

@@ -186,23 +186,31 @@ fn slice(md: &mut String, s: &Slice<'_>) {
     if let Some(&largest) = s.sizes.last() {
         writeln!(
             md,
-            "\n### Cost at the largest size ({})\n",
+            "\n### Cost at the largest size ({})\n\nCPU seconds per GB of payload; gateway RSS is \
+             the largest resident set of the gateway processes; machine memory is the largest drop \
+             of MemAvailable, which also counts kernel socket queues and the apps' own queues (the \
+             paper's ZeroMQ publisher has no high-water mark).\n",
             size_label(largest)
         )
         .unwrap();
         let mut t = Table::new([
             "method",
-            "gateway CPU-s/GB",
+            "gateway CPU-s/GB (GN1 + GN2)",
             "machine CPU-s/GB",
-            "peak memory MiB",
+            "gateway RSS MiB",
+            "machine memory MiB",
         ]);
         for m in &s.methods {
             let a = s.get(m, largest);
             let pick = |f: fn(&Aggregate) -> Option<Stat>| a.and_then(|a| median(f(a)));
             t.row([
                 m.to_string(),
-                num(pick(|a| a.gateway_cpu_s_per_gb), 2),
+                match (pick(|a| a.gn1_cpu_s_per_gb), pick(|a| a.gn2_cpu_s_per_gb)) {
+                    (Some(g1), Some(g2)) => format!("{:.2} ({g1:.2} + {g2:.2})", g1 + g2),
+                    _ => num(pick(|a| a.gateway_cpu_s_per_gb), 2),
+                },
                 num(pick(|a| a.machine_cpu_s_per_gb), 2),
+                num(pick(|a| a.gateway_rss_mib), 0),
                 num(pick(|a| a.peak_mem_mib), 0),
             ]);
         }

@@ -17,12 +17,16 @@ use anyhow::{Context, Result};
 /// Reads `input` (matrix.json) and writes the figures and report.md into `out_dir`.
 pub(crate) fn run(input: &Path, out_dir: &Path) -> Result<()> {
     let matrix = model::read_json(input)?;
+    render(&matrix, out_dir).with_context(|| format!("reporting {}", input.display()))
+}
+
+/// Writes the figures and report.md of `matrix` into `out_dir`.
+pub(crate) fn render(matrix: &model::Matrix, out_dir: &Path) -> Result<()> {
     let aggs = model::aggregate(&matrix.cells);
     let slices = model::slices(&aggs, &matrix.plan);
     anyhow::ensure!(
         !slices.is_empty(),
-        "{} holds no cells; run the matrix first (or point --in at a finished run)",
-        input.display()
+        "the results hold no cells; run the matrix first (or point --in at a finished run)"
     );
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create the output directory {}", out_dir.display()))?;
@@ -36,7 +40,7 @@ pub(crate) fn run(input: &Path, out_dir: &Path) -> Result<()> {
         written.extend(plot::quic(out_dir, q)?);
     }
     let md = out_dir.join("report.md");
-    std::fs::write(&md, markdown::render(&matrix, &slices, quic.as_ref()))
+    std::fs::write(&md, markdown::render(matrix, &slices, quic.as_ref()))
         .with_context(|| format!("cannot write {}", md.display()))?;
     written.push(md);
     for path in &written {

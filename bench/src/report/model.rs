@@ -85,6 +85,8 @@ pub(crate) struct Plan {
     pub(crate) dataset_bytes: u64,
     /// zmq (the paper's pub/sub) and/or tcp (raw stamped TCP).
     pub(crate) workloads: Vec<String>,
+    /// `--cores` of GN1 and GN2, if the gateways' data paths were pinned.
+    pub(crate) cores: Option<(String, String)>,
 }
 
 /// One run: one workload, WAN profile, method, sample size and repetition.
@@ -116,13 +118,24 @@ pub(crate) struct Cell {
     pub(crate) latency_p99_us: Option<f64>,
     pub(crate) latency_max_us: Option<f64>,
     pub(crate) machine_cpu_s_per_gb: Option<f64>,
-    /// Null for direct (no gateway process).
+    /// Both gateways together; null for direct (no gateway process).
     pub(crate) gateway_cpu_s_per_gb: Option<f64>,
+    /// GN1's (producer side) share.
+    #[serde(default)]
+    pub(crate) gn1_cpu_s_per_gb: Option<f64>,
+    /// GN2's (consumer side) share.
+    #[serde(default)]
+    pub(crate) gn2_cpu_s_per_gb: Option<f64>,
+    /// Largest drop of the machine's available memory during the run: gateways, kernel socket
+    /// queues and the apps' own queues (an unbounded ZeroMQ PUB queue counts here).
     pub(crate) peak_mem_mib: Option<f64>,
+    /// Largest resident set of the gateway processes together; null for direct.
+    #[serde(default)]
+    pub(crate) gateway_rss_mib: Option<f64>,
 }
 
 /// The CSV header, in [`Cell`]'s field order.
-pub(crate) const CSV_COLUMNS: [&str; 21] = [
+pub(crate) const CSV_COLUMNS: [&str; 24] = [
     "workload",
     "rtt",
     "rtt_ms",
@@ -143,11 +156,14 @@ pub(crate) const CSV_COLUMNS: [&str; 21] = [
     "latency_max_us",
     "machine_cpu_s_per_gb",
     "gateway_cpu_s_per_gb",
+    "gn1_cpu_s_per_gb",
+    "gn2_cpu_s_per_gb",
     "peak_mem_mib",
+    "gateway_rss_mib",
 ];
 
 impl Cell {
-    fn csv_fields(&self) -> [String; 21] {
+    fn csv_fields(&self) -> [String; 24] {
         let f = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         [
             self.workload.clone(),
@@ -170,7 +186,10 @@ impl Cell {
             f(self.latency_max_us),
             f(self.machine_cpu_s_per_gb),
             f(self.gateway_cpu_s_per_gb),
+            f(self.gn1_cpu_s_per_gb),
+            f(self.gn2_cpu_s_per_gb),
             f(self.peak_mem_mib),
+            f(self.gateway_rss_mib),
         ]
     }
 }
@@ -245,7 +264,6 @@ pub(crate) fn read_json(path: &Path) -> Result<Matrix, ModelError> {
 
 /// Appends one cell as a JSON line (creating the file), flushed before returning so a crash
 /// loses at most the cell being measured.
-#[allow(dead_code, reason = "called by the matrix runner")]
 pub(crate) fn append_jsonl(path: &Path, cell: &Cell) -> Result<(), ModelError> {
     let write_err = |source| ModelError::Write {
         path: path.into(),
@@ -264,7 +282,6 @@ pub(crate) fn append_jsonl(path: &Path, cell: &Cell) -> Result<(), ModelError> {
 
 /// Reads the cells of a `cells.jsonl`; a missing file is an empty run. A last line without its
 /// newline (the runner died while writing it) is dropped; any other bad line is an error.
-#[allow(dead_code, reason = "called by the matrix runner")]
 pub(crate) fn read_jsonl(path: &Path) -> Result<Vec<Cell>, ModelError> {
     let file = match File::open(path) {
         Ok(f) => f,
@@ -386,7 +403,10 @@ pub(crate) struct Aggregate {
     pub(crate) latency_max_us: Option<Stat>,
     pub(crate) machine_cpu_s_per_gb: Option<Stat>,
     pub(crate) gateway_cpu_s_per_gb: Option<Stat>,
+    pub(crate) gn1_cpu_s_per_gb: Option<Stat>,
+    pub(crate) gn2_cpu_s_per_gb: Option<Stat>,
     pub(crate) peak_mem_mib: Option<Stat>,
+    pub(crate) gateway_rss_mib: Option<Stat>,
     /// The failed repetitions: (rep, error text).
     pub(crate) failures: Vec<(u32, String)>,
 }
@@ -431,7 +451,10 @@ pub(crate) fn aggregate(cells: &[Cell]) -> Vec<Aggregate> {
                 latency_max_us: stat(|c| c.latency_max_us),
                 machine_cpu_s_per_gb: stat(|c| c.machine_cpu_s_per_gb),
                 gateway_cpu_s_per_gb: stat(|c| c.gateway_cpu_s_per_gb),
+                gn1_cpu_s_per_gb: stat(|c| c.gn1_cpu_s_per_gb),
+                gn2_cpu_s_per_gb: stat(|c| c.gn2_cpu_s_per_gb),
                 peak_mem_mib: stat(|c| c.peak_mem_mib),
+                gateway_rss_mib: stat(|c| c.gateway_rss_mib),
                 failures,
             }
         })

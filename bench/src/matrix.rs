@@ -1,0 +1,581 @@
+//! The paper's evaluation matrix on the testbed: methods × sample sizes × WAN profiles ×
+//! repetitions of a pub/sub workload, resumable and bounded in time, written as JSON and CSV and
+//! turned into the report (plots and Markdown).
+//!
+//! Driven as: one [`Deployment`] per (profile, method), then every (size, repetition, workload)
+//! cell against it. Each finished cell is appended to `cells.jsonl` in the output directory
+//! before the next one starts, so a run that is interrupted (or stops at `--max-minutes`) keeps
+//! everything measured; the next run with the same plan skips the cells that succeeded and
+//! retries the ones that failed.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use testbed::scenario::default_bin_dir;
+use testbed::topology::{Host, PROD_APP_IP};
+use testbed::wan::WanProfile;
+
+use crate::deploy::{self, DeployOptions, Deployment, KillOnDrop};
+use crate::procstat::{MemPeaks, MemWatch, machine_busy_secs, tree_cpu_secs};
+use crate::report::model::{self, Cell, Matrix, Plan};
+
+/// Where the producer app's data socket listens.
+const DATA_PORT: u16 = 7000;
+/// Where the producer app's sync socket listens (the paper's 17000).
+const SYNC_PORT: u16 = 17000;
+
+/// The paper's sample sizes: 512 B to 1 MiB, powers of two.
+pub(crate) fn paper_sizes() -> Vec<u64> {
+    (9..=20).map(|p| 1u64 << p).collect()
+}
+
+/// How a run behaves (not part of the matrix's identity).
+pub(crate) struct RunOptions {
+    pub(crate) out_dir: PathBuf,
+    pub(crate) max_minutes: f64,
+    /// Start over even if `out_dir` holds cells of the same plan.
+    pub(crate) fresh: bool,
+    pub(crate) report: bool,
+}
+
+/// Checks a plan before anything is built.
+fn check(p: &Plan) -> Result<()> {
+    deploy::check_methods(&p.methods)?;
+    for r in &p.rtts {
+        r.parse::<WanProfile>()?;
+    }
+    for w in &p.workloads {
+        ensure!(
+            w == "zmq" || w == "tcp",
+            "unknown workload '{w}'; valid: zmq (the paper's pub/sub), tcp (stamped raw TCP)"
+        );
+    }
+    ensure!(p.repeat > 0, "--repeat must be at least 1");
+    for &size in &p.sizes {
+        ensure!(
+            (64..=p.dataset_bytes).contains(&size),
+            "sample size {size} must be between 64 bytes and the dataset ({} bytes)",
+            p.dataset_bytes
+        );
+    }
+    Ok(())
+}
+
+/// How many cells the plan has.
+fn cells(p: &Plan) -> usize {
+    p.methods.len() * p.sizes.len() * p.rtts.len() * p.repeat as usize * p.workloads.len()
+}
+
+type Key = (String, String, String, u64, u32);
+
+fn key(c: &Cell) -> Key {
+    (
+        c.workload.clone(),
+        c.rtt.clone(),
+        c.method.clone(),
+        c.size,
+        c.rep,
+    )
+}
+
+pub(crate) fn run(plan: &Plan, o: &RunOptions) -> Result<()> {
+    testbed::require_root()?;
+    check(plan)?;
+    let bin = default_bin_dir();
+    ensure!(
+        bin.join("s2bench").exists() && bin.join("s2delay").exists(),
+        "s2bench and s2delay are missing from {}; build the workspace in release mode first \
+         (cargo build --release --workspace --bins)",
+        bin.display()
+    );
+    std::fs::create_dir_all(&o.out_dir)
+        .with_context(|| format!("creating {}", o.out_dir.display()))?;
+    let plan_file = o.out_dir.join("plan.json");
+    let jsonl = o.out_dir.join("cells.jsonl");
+    if o.fresh {
+        let _ = std::fs::remove_file(&jsonl);
+    }
+    let mut done: HashMap<Key, Cell> = HashMap::new();
+    if jsonl.exists() {
+        let saved: Plan = serde_json::from_slice(
+            &std::fs::read(&plan_file)
+                .with_context(|| format!("reading {}", plan_file.display()))?,
+        )
+        .with_context(|| format!("parsing {}", plan_file.display()))?;
+        ensure!(
+            &saved == plan,
+            "{} holds results of another plan ({saved:?}); pass --fresh to start over or choose \
+             another --out-dir",
+            o.out_dir.display()
+        );
+        for c in model::read_jsonl(&jsonl)? {
+            done.insert(key(&c), c);
+        }
+        let ok = done.values().filter(|c| c.ok).count();
+        eprintln!("resuming: {ok} cells done in {}", jsonl.display());
+    }
+    std::fs::write(&plan_file, serde_json::to_vec_pretty(plan)?)?;
+
+    let started = utc_now();
+    let t0 = Instant::now();
+    let budget = Duration::from_secs_f64(o.max_minutes * 60.0);
+    let total = cells(plan);
+    let mut progress = Progress::new(total, done.values().filter(|c| c.ok).count());
+    let mut truncated = false;
+    'outer: for rtt in &plan.rtts {
+        let wan: WanProfile = rtt.parse()?;
+        for method in &plan.methods {
+            let todo: Vec<(u64, u32, &String)> = plan
+                .sizes
+                .iter()
+                .flat_map(|&s| (0..plan.repeat).map(move |r| (s, r)))
+                .flat_map(|(s, r)| plan.workloads.iter().map(move |w| (s, r, w)))
+                .filter(|&(s, r, w)| {
+                    !done
+                        .get(&(w.clone(), rtt.clone(), method.clone(), s, r))
+                        .is_some_and(|c| c.ok)
+                })
+                .collect();
+            if todo.is_empty() {
+                continue;
+            }
+            if t0.elapsed() >= budget {
+                truncated = true;
+                break 'outer;
+            }
+            let options = deploy_options(plan, method, wan);
+            let d = Deployment::start(method, &[DATA_PORT, SYNC_PORT], &options);
+            let d = match d {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    eprintln!("   {rtt} {method}: deployment failed: {e:#}");
+                    for &(size, rep, workload) in &todo {
+                        let c = failed(
+                            workload,
+                            wan,
+                            method,
+                            size,
+                            rep,
+                            &format!("deployment: {e:#}"),
+                        );
+                        model::append_jsonl(&jsonl, &c)?;
+                        done.insert(key(&c), c);
+                        progress.step(None);
+                    }
+                    None
+                }
+            };
+            let Some(d) = d else { continue };
+            for &(size, rep, workload) in &todo {
+                if t0.elapsed() >= budget {
+                    truncated = true;
+                    d.finish()?;
+                    break 'outer;
+                }
+                let c = match run_cell(&d, &bin, workload, size, plan.dataset_bytes) {
+                    Ok(r) => measured(r, workload, wan, method, size, rep),
+                    Err(e) => failed(workload, wan, method, size, rep, &format!("{e:#}")),
+                };
+                progress.step(Some(&c));
+                model::append_jsonl(&jsonl, &c)?;
+                done.insert(key(&c), c);
+            }
+            d.finish()?;
+        }
+    }
+
+    let mut cells: Vec<Cell> = done.into_values().collect();
+    let order = |c: &Cell| {
+        (
+            plan.workloads.iter().position(|w| *w == c.workload),
+            plan.rtts.iter().position(|r| *r == c.rtt),
+            plan.methods.iter().position(|m| *m == c.method),
+            c.size,
+            c.rep,
+        )
+    };
+    cells.sort_by_key(order);
+    let matrix = Matrix {
+        schema: model::SCHEMA,
+        machine: crate::gateways::machine_info(),
+        plan: plan.clone(),
+        started,
+        finished: (!truncated).then(utc_now),
+        cells,
+    };
+    model::write_json(&o.out_dir.join("matrix.json"), &matrix)?;
+    model::write_csv(&o.out_dir.join("matrix.csv"), &matrix.cells)?;
+    if o.report {
+        crate::report::render(&matrix, &o.out_dir)?;
+    }
+    let failed = matrix.cells.iter().filter(|c| !c.ok).count();
+    eprintln!(
+        "results in {}: {} cells, {failed} failed{}",
+        o.out_dir.display(),
+        matrix.cells.len(),
+        if truncated {
+            format!(
+                "; stopped at --max-minutes {} with cells left: run the same command again to resume",
+                o.max_minutes
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn deploy_options(plan: &Plan, method: &str, wan: WanProfile) -> DeployOptions {
+    let mut s2cs_args = Vec::new();
+    if method == "dpdk" {
+        // Terminated sockets need two bandwidth-delay products of buffer for the WAN: size them
+        // for 2.5 Gbit/s (what the af_packet vdevs carry here), within 4..64 MiB.
+        let bdp = 2.5e9 / 8.0 * wan.rtt().as_secs_f64();
+        let buf = ((2.0 * bdp) as u64).clamp(4 << 20, 64 << 20);
+        s2cs_args.extend(["--dpdk_tcp_buffer".to_owned(), buf.to_string()]);
+    }
+    DeployOptions {
+        cores: plan.cores.clone(),
+        s2cs_args,
+        wan: wan.link(),
+    }
+}
+
+/// What the subscriber printed, plus the accounting around it.
+struct Measured {
+    report: serde_json::Value,
+    machine_cpu_s: f64,
+    /// CPU seconds of GN1's and GN2's gateway processes (none for direct).
+    gateway_cpu_s: Option<[f64; 2]>,
+    mem: MemPeaks,
+}
+
+/// One workload run against a deployment: the publisher on the producer host, the subscriber
+/// on the consumer host through the deployment's targets.
+fn run_cell(
+    d: &Deployment,
+    bin: &Path,
+    workload: &str,
+    size: u64,
+    dataset: u64,
+) -> Result<Measured> {
+    let topo = d.topology();
+    let s2bench = bin.join("s2bench");
+    let (data, sync) = (d.targets[0], d.targets[1]);
+    let gateway_cpu = || {
+        d.gateways
+            .clone()
+            .map(|g| g.iter().map(|&p| tree_cpu_secs(p)).sum::<f64>())
+    };
+    let mem = MemWatch::start(&d.gateway_pids());
+    let publisher = match workload {
+        "zmq" => {
+            let child = topo
+                .command(Host::Prod, &s2bench)
+                .arg("zpub")
+                .args(["--bind-ip", &PROD_APP_IP.to_string()])
+                .args(["--port", &DATA_PORT.to_string()])
+                .args(["--sync", &SYNC_PORT.to_string()])
+                .args(["--size", &size.to_string()])
+                .args(["--dataset", &dataset.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting zpub")?;
+            let child = KillOnDrop(child);
+            for port in [DATA_PORT, SYNC_PORT] {
+                crate::peers::wait_listening(
+                    topo,
+                    Host::Prod,
+                    SocketAddr::new(PROD_APP_IP.into(), port),
+                )?;
+            }
+            child
+        }
+        _ => {
+            let mut child = topo
+                .command(Host::Prod, &s2bench)
+                .arg("tpub")
+                .args(["--listen", &format!("{PROD_APP_IP}:{DATA_PORT}")])
+                .args(["--size", &size.to_string()])
+                .args(["--dataset", &dataset.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting tpub")?;
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().context("tpub stdout")?).read_line(&mut line)?;
+            let child = KillOnDrop(child);
+            ensure!(line.trim() == "READY", "tpub did not start");
+            child
+        }
+    };
+    let cpu0 = machine_busy_secs();
+    let gw0 = gateway_cpu();
+    let mut sub = topo.command(Host::Cons, &s2bench);
+    match workload {
+        "zmq" => {
+            ensure!(
+                data.ip() == sync.ip(),
+                "the data ({data}) and sync ({sync}) targets must share a host"
+            );
+            sub.arg("zsub")
+                .args(["--remote-host", &data.ip().to_string()])
+                .args(["--remote-port", &data.port().to_string()])
+                .args(["--sync", &sync.port().to_string()]);
+        }
+        _ => {
+            sub.arg("tsub").args(["--connect", &data.to_string()]);
+        }
+    }
+    let out = sub
+        .stdin(Stdio::null())
+        .output()
+        .context("running the subscriber")?;
+    let cpu1 = machine_busy_secs();
+    let gw1 = gateway_cpu();
+    let mem = mem.peaks();
+    let publisher_log = finish_publisher(publisher)?;
+    if !out.status.success() {
+        bail!(
+            "subscriber failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            publisher_log
+        );
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "the subscriber printed no JSON report: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    Ok(Measured {
+        report,
+        machine_cpu_s: cpu1 - cpu0,
+        gateway_cpu_s: (!d.gateways[0].is_empty()).then_some([gw1[0] - gw0[0], gw1[1] - gw0[1]]),
+        mem,
+    })
+}
+
+/// Waits (bounded) for the publisher to finish its STOP/FIN exchange; returns its stderr as
+/// context for a failure.
+fn finish_publisher(mut p: KillOnDrop) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = p.0.try_wait()? {
+            let mut err = String::new();
+            if let Some(mut e) = p.0.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            return Ok(if status.success() {
+                String::new()
+            } else {
+                format!("; publisher {status}: {}", err.trim())
+            });
+        }
+        if Instant::now() > deadline {
+            return Ok("; the publisher did not exit within 15 s (killed)".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn measured(
+    m: Measured,
+    workload: &str,
+    wan: WanProfile,
+    method: &str,
+    size: u64,
+    rep: u32,
+) -> Cell {
+    let r = &m.report;
+    let f = |k: &str| r.get(k).and_then(serde_json::Value::as_f64);
+    let u = |k: &str| r.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let received = u("samples_received");
+    let expected = u("samples_expected");
+    let gb = (received * size) as f64 / 1e9;
+    let per_gb = |s: f64| if gb > 0.0 { s / gb } else { 0.0 };
+    let mut error = None;
+    if received < expected {
+        error = Some(format!("{received} of {expected} samples arrived"));
+    }
+    for k in ["lost", "reordered", "duplicates"] {
+        if u(k) > 0 {
+            error = Some(format!("{} {k} messages", u(k)));
+        }
+    }
+    Cell {
+        workload: workload.into(),
+        rtt: wan.name().into(),
+        rtt_ms: Some(wan.rtt().as_secs_f64() * 1e3),
+        method: method.into(),
+        size,
+        rep,
+        ok: error.is_none(),
+        error,
+        samples_expected: expected,
+        samples_received: received,
+        elapsed_s: f("elapsed_s"),
+        goodput_gbps: f("goodput_gbps"),
+        efficiency_pct: f("efficiency_pct"),
+        jitter_us: f("jitter_us"),
+        mean_gap_us: f("mean_gap_us"),
+        latency_p50_us: f("latency_p50_us"),
+        latency_p99_us: f("latency_p99_us"),
+        latency_max_us: f("latency_max_us"),
+        machine_cpu_s_per_gb: Some(per_gb(m.machine_cpu_s)),
+        gateway_cpu_s_per_gb: m.gateway_cpu_s.map(|[a, b]| per_gb(a + b)),
+        gn1_cpu_s_per_gb: m.gateway_cpu_s.map(|[a, _]| per_gb(a)),
+        gn2_cpu_s_per_gb: m.gateway_cpu_s.map(|[_, b]| per_gb(b)),
+        peak_mem_mib: Some(mib(m.mem.machine)),
+        gateway_rss_mib: m.gateway_cpu_s.map(|_| mib(m.mem.gateways)),
+    }
+}
+
+fn failed(workload: &str, wan: WanProfile, method: &str, size: u64, rep: u32, error: &str) -> Cell {
+    Cell {
+        workload: workload.into(),
+        rtt: wan.name().into(),
+        rtt_ms: Some(wan.rtt().as_secs_f64() * 1e3),
+        method: method.into(),
+        size,
+        rep,
+        ok: false,
+        error: Some(error.into()),
+        samples_expected: 0,
+        samples_received: 0,
+        elapsed_s: None,
+        goodput_gbps: None,
+        efficiency_pct: None,
+        jitter_us: None,
+        mean_gap_us: None,
+        latency_p50_us: None,
+        latency_p99_us: None,
+        latency_max_us: None,
+        machine_cpu_s_per_gb: None,
+        gateway_cpu_s_per_gb: None,
+        gn1_cpu_s_per_gb: None,
+        gn2_cpu_s_per_gb: None,
+        peak_mem_mib: None,
+        gateway_rss_mib: None,
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// A one-line progress bar on stderr per finished cell, with an ETA from the cells so far.
+struct Progress {
+    total: usize,
+    done: usize,
+    started: Instant,
+    measured: usize,
+}
+
+impl Progress {
+    fn new(total: usize, done: usize) -> Self {
+        Self {
+            total,
+            done,
+            started: Instant::now(),
+            measured: 0,
+        }
+    }
+
+    fn step(&mut self, cell: Option<&Cell>) {
+        self.done += 1;
+        self.measured += 1;
+        let frac = self.done as f64 / self.total.max(1) as f64;
+        let width = 24;
+        let filled = ((frac * width as f64) as usize).min(width);
+        let per_cell = self.started.elapsed().as_secs_f64() / self.measured as f64;
+        let eta = per_cell * self.total.saturating_sub(self.done) as f64;
+        let what = cell.map_or("failed deployment".to_owned(), |c| {
+            if c.ok {
+                format!(
+                    "{} {} {} {} rep {}: {:.3} Gbit/s, jitter {:.0} us",
+                    c.workload,
+                    c.rtt,
+                    c.method,
+                    model::size_label(c.size),
+                    c.rep,
+                    c.goodput_gbps.unwrap_or(0.0),
+                    c.jitter_us.unwrap_or(0.0)
+                )
+            } else {
+                format!(
+                    "{} {} {} {} rep {}: FAILED {}",
+                    c.workload,
+                    c.rtt,
+                    c.method,
+                    model::size_label(c.size),
+                    c.rep,
+                    c.error.as_deref().unwrap_or("")
+                )
+            }
+        });
+        eprintln!(
+            "[{}{}] {:>4}/{} ETA {:>4.0} s  {what}",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            self.done,
+            self.total,
+            eta
+        );
+    }
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%FT%TZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The matrix as asked on the command line: explicit options win over the profile's defaults.
+pub(crate) struct Ask {
+    pub(crate) quick: bool,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) sizes: Option<Vec<u64>>,
+    pub(crate) rtts: Option<Vec<String>>,
+    pub(crate) repeat: Option<u32>,
+    pub(crate) dataset: Option<u64>,
+    pub(crate) workloads: Vec<String>,
+    pub(crate) cores: Option<(String, String)>,
+}
+
+impl Ask {
+    /// The full matrix: every method, the paper's twelve sizes, LAN and WAN, three runs of
+    /// 1 GiB each. The quick profile (a few minutes): four sizes, two runs of 64 MiB.
+    pub(crate) fn plan(self) -> Plan {
+        let all = || deploy::METHODS.iter().map(|m| (*m).to_owned()).collect();
+        let (profile, sizes, repeat, dataset) = if self.quick {
+            ("quick", vec![512, 8 << 10, 128 << 10, 1 << 20], 2, 64 << 20)
+        } else {
+            ("full", paper_sizes(), 3, 1 << 30)
+        };
+        Plan {
+            profile: profile.into(),
+            methods: self.methods.unwrap_or_else(all),
+            sizes: self.sizes.unwrap_or(sizes),
+            rtts: self
+                .rtts
+                .unwrap_or_else(|| vec!["lan".into(), "wan".into()]),
+            repeat: self.repeat.unwrap_or(repeat),
+            dataset_bytes: self.dataset.unwrap_or(dataset),
+            workloads: self.workloads,
+            cores: self.cores,
+        }
+    }
+}
