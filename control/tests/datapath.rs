@@ -51,7 +51,68 @@ fn consumer(addr: &str, send: Vec<u8>) -> Vec<u8> {
     got
 }
 
-async fn chain(wan_plaintext: bool, engine: &str, down_len: usize, up_len: usize) {
+/// A producer app that echoes what it reads, until EOF; returns what it got.
+fn echo_producer() -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            s.write_all(&buf[..n]).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        s.shutdown(Shutdown::Write).unwrap();
+        got
+    });
+    (addr, t)
+}
+
+/// A consumer app in request/response: `rounds` small messages, each answered before the next
+/// is sent, so nothing behind a message can push it through. Returns the answers.
+fn ping(engine: &str, addr: &str, rounds: usize) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answers = Vec::new();
+    // A held-back write waits for the kernel's cork timer (200 ms) at each of the four relay
+    // sockets on the way there and back: 50 rounds took 42 s. Unheld, they take well under a
+    // second; 100 ms a round is a bound with a wide margin on both sides, not a speed target.
+    let deadline = Instant::now() + Duration::from_millis(100) * rounds as u32;
+    for round in 0..rounds {
+        let msg = pattern(round as u8, 16);
+        s.write_all(&msg).unwrap();
+        let mut echo = [0u8; 16];
+        s.read_exact(&mut echo).unwrap_or_else(|e| {
+            panic!("{engine}: round {round}: no answer to a 16-byte message within 1 s ({e}): the relay held a small write back")
+        });
+        answers.extend_from_slice(&echo);
+    }
+    assert!(
+        Instant::now() < deadline,
+        "{engine}: {rounds} request/response rounds of 16 bytes took over 100 ms a round: the \
+         relay holds small writes back"
+    );
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "bytes after the last answer");
+    answers
+}
+
+/// What the apps exchange through the chain.
+#[derive(Clone, Copy)]
+enum Traffic {
+    /// Both directions at once, then half-close.
+    Bulk { down: usize, up: usize },
+    /// Small request/response rounds.
+    PingPong { rounds: usize },
+}
+
+async fn chain(wan_plaintext: bool, engine: &str, traffic: Traffic) {
     let mut pcfg = test_config(2);
     let mut ccfg = test_config(2);
     for c in [&mut pcfg, &mut ccfg] {
@@ -60,9 +121,16 @@ async fn chain(wan_plaintext: bool, engine: &str, down_len: usize, up_len: usize
     }
     let (prod, cons) = (Harness::start(pcfg).await, Harness::start(ccfg).await);
     let (pc, cc) = (prod.client(None).await, cons.client(None).await);
-    let down = pattern(1, down_len);
-    let up = pattern(2, up_len);
-    let (app, app_thread) = producer(down.clone());
+    let (down, up, (app, app_thread)) = match traffic {
+        Traffic::Bulk { down, up } => {
+            let down = pattern(1, down);
+            (down.clone(), pattern(2, up), producer(down))
+        }
+        Traffic::PingPong { rounds } => {
+            let msgs: Vec<u8> = (0..rounds).flat_map(|r| pattern(r as u8, 16)).collect();
+            (msgs.clone(), msgs, echo_producer())
+        }
+    };
     let uid = "uid-chain";
     let key = "5a".repeat(32);
     let p = pc.open(uid, "PROD", 1, &[app.as_str()]).await;
@@ -91,9 +159,13 @@ async fn chain(wan_plaintext: bool, engine: &str, down_len: usize, up_len: usize
     );
     let listener = c.listeners[0].clone();
     let up2 = up.clone();
-    let got_down = tokio::task::spawn_blocking(move || consumer(&listener, up2))
-        .await
-        .unwrap();
+    let engine = engine.to_owned();
+    let got_down = tokio::task::spawn_blocking(move || match traffic {
+        Traffic::Bulk { .. } => consumer(&listener, up2),
+        Traffic::PingPong { rounds } => ping(&engine, &listener, rounds),
+    })
+    .await
+    .unwrap();
     let got_up = app_thread.join().unwrap();
     assert!(
         got_down == down,
@@ -120,24 +192,67 @@ async fn chain(wan_plaintext: bool, engine: &str, down_len: usize, up_len: usize
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_chain_with_wan_tls_moves_bytes_both_ways() {
-    chain(false, "copy", 3 << 20, 1 << 20).await;
+    chain(
+        false,
+        "copy",
+        Traffic::Bulk {
+            down: 3 << 20,
+            up: 1 << 20,
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_chain_with_plaintext_wan_moves_bytes_both_ways() {
-    chain(true, "copy", 3 << 20, 1 << 20).await;
+    chain(
+        true,
+        "copy",
+        Traffic::Bulk {
+            down: 3 << 20,
+            up: 1 << 20,
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn splice_chain_moves_bytes_both_ways() {
     // Large enough, both ways at once, that pipes run out of slots before bytes (a stall that
     // was only visible under sustained load).
-    chain(true, "splice", 64 << 20, 64 << 20).await;
+    chain(
+        true,
+        "splice",
+        Traffic::Bulk {
+            down: 64 << 20,
+            up: 64 << 20,
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sockmap_chain_moves_bytes_both_ways() {
-    chain(true, "sockmap", 64 << 20, 64 << 20).await;
+    chain(
+        true,
+        "sockmap",
+        Traffic::Bulk {
+            down: 64 << 20,
+            up: 64 << 20,
+        },
+    )
+    .await;
+}
+
+/// Request/response apps (the paper's sync exchange, RPC-style consumers): every small write
+/// must leave the relay on its own, without more data behind it. `splice` held them back
+/// (`SPLICE_F_MORE` on the socket side corks partial segments) until s2bench's matrix hung on
+/// a ZeroMQ FIN_ACK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_request_response_rounds_cross_every_kernel_engine() {
+    for engine in ["copy", "splice", "sockmap"] {
+        chain(true, engine, Traffic::PingPong { rounds: 50 }).await;
+    }
 }
 
 #[test]

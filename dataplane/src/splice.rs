@@ -124,7 +124,13 @@ async fn pump(
                 .map_err(write_err)?;
             return Ok(moved);
         }
-        if !progressed {
+        if progressed {
+            // A stream that always has bytes never reaches an await below: give the worker back
+            // once the task's coop budget is spent, or a bulk stream starves the other streams
+            // on this worker (found by s2bench matrix: a session's small sync replies waited
+            // behind a whole 64 MiB data stream).
+            tokio::task::consume_budget().await;
+        } else {
             let want_read = !eof && !pipe_full && in_pipe < pipe.capacity;
             let want_write = in_pipe > 0;
             tokio::select! {
@@ -206,7 +212,10 @@ impl Pipe {
 }
 
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MORE;
+    // No SPLICE_F_MORE: on the socket side it means MSG_MORE, which corks a partial segment
+    // until more bytes come or a 200 ms timer fires, and a relay never knows more is coming
+    // (request/response apps waited 200 ms a hop; the kernel's autocorking batches anyway).
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
     // SAFETY: both fds are open for the duration of the call; null offsets mean "use the file
     // position", which is what sockets and pipes require.
     let n = unsafe {
