@@ -7,6 +7,7 @@
 use e2e::{prefix, require_root, serial, stream_bytes};
 use testbed::scenario::{Scenario, ScenarioOptions, Session};
 use testbed::topology::{GN2_LAN_IP, Host, PROD_APP_IP};
+use testbed::wan::WanProfile;
 
 const STREAMS: usize = 5;
 /// `--metrics_addr` port of the gateways in the iperf3 cells (inside each gateway namespace).
@@ -273,4 +274,54 @@ fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
     s.release(&session).expect("release");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// Frame loss (0.5 %) and the queue's tail drops on an emulated 5.5 ms WAN (the testbed's delay
+/// line): every stream recovers and arrives intact. (`dpdk` does not yet: its streams stall
+/// after frame loss, an open defect of the DPDK issue, see docs/dpdk.md.)
+#[test]
+fn copy_over_a_lossy_wan() {
+    lossy_wan_case("cl", "copy");
+}
+
+fn lossy_wan_case(name: &str, engine: &str) {
+    let _serial = serial();
+    require_root();
+    let mut o = ScenarioOptions::new(&prefix(name));
+    o.engine = engine.into();
+    o.wan_plaintext = true;
+    let mut link = WanProfile::Metro
+        .link()
+        .expect("metro is an emulated profile");
+    link.loss = 0.005;
+    o.wan = Some(link);
+    let s = Scenario::start(o).unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"));
+    let ports = [7000, 7001];
+    let session = s
+        .connect(ports.len(), &ports)
+        .unwrap_or_else(|e| panic!("connect failed: {e:#}"));
+    let bytes = 64 << 20;
+    let t = s
+        .transfer(&session, &ports, bytes, bytes, 9)
+        .unwrap_or_else(|e| {
+            panic!(
+                "transfer over the lossy WAN failed: {e:#}\ngn1:\n{}\ngn2:\n{}",
+                s.log("gn1"),
+                s.log("gn2")
+            )
+        });
+    let stats = s
+        .topology()
+        .wan_stats()
+        .expect("delay line counters")
+        .expect("the WAN is emulated");
+    let lost = stats.a_to_b.line.dropped_loss + stats.b_to_a.line.dropped_loss;
+    assert!(lost > 0, "the delay line dropped nothing: {stats:?}");
+    eprintln!(
+        "{engine} over metro with 0.5 % loss: {} frames lost, {} tail-dropped, {:.2} Gbit/s",
+        lost,
+        stats.a_to_b.line.dropped_full + stats.b_to_a.line.dropped_full,
+        t.goodput_down_gbps
+    );
+    s.release(&session).expect("release");
 }

@@ -248,12 +248,12 @@ fn probe_latency(
     );
     let r: TcpReport = serde_json::from_slice(&out.stdout)?;
     ensure!(
-        r.samples_received == count,
+        r.arrivals.samples_received == count,
         "{} of {count} stamped messages arrived",
-        r.samples_received
+        r.arrivals.samples_received
     );
     Ok(LatencyReport {
-        messages: r.samples_received,
+        messages: r.arrivals.samples_received,
         p50_us: r.latency_p50_us,
         p99_us: r.latency_p99_us,
         max_us: r.latency_max_us,

@@ -1,5 +1,6 @@
-//! `s2bench`: benchmark harness. For now one suite, `gateways` (the Foundation issue's
-//! benchmark), and the workloads of the paper's pub/sub matrix.
+//! `s2bench`: benchmark harness. Suites on the testbed: `gateways` (bulk TCP through every
+//! method) and `matrix` (the paper's pub/sub evaluation), plus `dpdk-rx`; the apps they run; and
+//! the tools to read results (`report`, `compare`).
 //!
 //! - `s2bench source` / `s2bench sink`: a bulk sender writing fixed-size messages and a receiver
 //!   that reports bytes and times as JSON (no hashing: the end-to-end tests verify integrity;
@@ -12,6 +13,10 @@
 //!   socat) and message size, repeated; reports goodput, ratio to direct, CPU-seconds per GB
 //!   (whole machine and gateway processes), peak memory (machine-wide, so kernel socket queues
 //!   count) and the session set-up time.
+//! - `s2bench matrix`: the paper's evaluation, methods × sample sizes × WAN profiles × runs of the
+//!   ZeroMQ (or stamped TCP) workload, resumable, into JSON/CSV and the [`report`] (plots like
+//!   the paper's figures and a Markdown summary); `s2bench compare` diffs two runs
+//!   (`docs/evaluation.md`).
 
 mod compare;
 mod deploy;
@@ -104,52 +109,7 @@ enum Command {
     },
     /// The paper's evaluation matrix on the testbed (methods × sample sizes × WAN profiles ×
     /// runs), resumable, then the report (plots and Markdown) in the output directory.
-    Matrix {
-        /// The everyday profile, a few minutes: sizes 512,8K,128K,1M, 2 runs of 64 MiB (other
-        /// options still override it). Without it: the paper's 12 sizes, 3 runs of 1 GiB.
-        #[arg(long)]
-        quick: bool,
-        /// Methods, comma separated (default: all): direct, copy, copy-tls, splice, sockmap,
-        /// dpdk, haproxy, nginx, socat.
-        #[arg(long, value_delimiter = ',')]
-        methods: Option<Vec<String>>,
-        /// Sample (message) sizes, comma separated, e.g. 512,4K,1M.
-        #[arg(long, value_delimiter = ',', value_parser = parse_size)]
-        sizes: Option<Vec<u64>>,
-        /// WAN profiles between the gateways, comma separated: none, lan (0.44 ms RTT), metro
-        /// (5.5), shortwan (24.3), wan (58.2), longwan (143.7). Default: lan,wan.
-        #[arg(long, value_delimiter = ',')]
-        rtts: Option<Vec<String>>,
-        /// Runs per cell (median and spread are reported).
-        #[arg(long)]
-        repeat: Option<u32>,
-        /// Bytes each run publishes (samples = dataset / size, as the paper).
-        #[arg(long, value_parser = parse_size)]
-        dataset: Option<u64>,
-        /// Workloads, comma separated: zmq (the paper's ZeroMQ pub/sub), tcp (raw TCP with
-        /// stamped messages: adds one-way latency).
-        #[arg(long, value_delimiter = ',', default_value = "zmq")]
-        workloads: Vec<String>,
-        /// Stop starting new cells after this many minutes (the run can be resumed).
-        #[arg(long = "max-minutes", default_value_t = 120.0)]
-        max_minutes: f64,
-        /// Pin the SciStream-RS gateways' data paths: GN1 on these cores, e.g. 0.
-        #[arg(long = "gn1-cores", requires = "gn2_cores")]
-        gn1_cores: Option<String>,
-        /// Pin GN2's data path on these cores, e.g. 1.
-        #[arg(long = "gn2-cores", requires = "gn1_cores")]
-        gn2_cores: Option<String>,
-        /// Output directory: cells.jsonl (resume log), matrix.json, matrix.csv, plots, report.md.
-        /// Default: results/matrix-quick or results/matrix-full.
-        #[arg(long = "out-dir")]
-        out_dir: Option<PathBuf>,
-        /// Discard cells already in the output directory instead of resuming.
-        #[arg(long)]
-        fresh: bool,
-        /// Do not render the report.
-        #[arg(long = "no-report")]
-        no_report: bool,
-    },
+    Matrix(matrix::Args),
     /// Packets per second through one dataplane lcore's receive path on net_null vdevs, beside
     /// dpdk-testpmd (rxonly and io) on the same devices, in one run.
     DpdkRx {
@@ -223,44 +183,7 @@ fn main() -> ExitCode {
             latency_count,
             out,
         }),
-        Command::Matrix {
-            quick,
-            methods,
-            sizes,
-            rtts,
-            repeat,
-            dataset,
-            workloads,
-            max_minutes,
-            gn1_cores,
-            gn2_cores,
-            out_dir,
-            fresh,
-            no_report,
-        } => {
-            let plan = matrix::Ask {
-                quick,
-                methods,
-                sizes,
-                rtts,
-                repeat,
-                dataset,
-                workloads,
-                cores: gn1_cores.zip(gn2_cores),
-            }
-            .plan();
-            let out_dir = out_dir
-                .unwrap_or_else(|| PathBuf::from(format!("results/matrix-{}", plan.profile)));
-            matrix::run(
-                &plan,
-                &matrix::RunOptions {
-                    out_dir,
-                    max_minutes,
-                    fresh,
-                    report: !no_report,
-                },
-            )
-        }
+        Command::Matrix(a) => matrix::main(a),
         Command::DpdkRx { secs, out } => dpdk_rx::run(secs, out.as_deref()),
         Command::DpdkRxChild { secs } => dpdk_rx::child(secs),
         Command::Report { input, out_dir } => report::run(&input, &out_dir),

@@ -9,19 +9,20 @@
 //! retries the ones that failed.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use testbed::parse_size;
 use testbed::scenario::default_bin_dir;
 use testbed::topology::{Host, PROD_APP_IP};
 use testbed::wan::WanProfile;
 
 use crate::deploy::{self, DeployOptions, Deployment, KillOnDrop};
 use crate::procstat::{MemPeaks, MemWatch, machine_busy_secs, tree_cpu_secs};
+use crate::pubsub::Arrivals;
 use crate::report::model::{self, Cell, Matrix, Plan};
 
 /// Where the producer app's data socket listens.
@@ -121,7 +122,11 @@ pub(crate) fn run(plan: &Plan, o: &RunOptions) -> Result<()> {
     }
     std::fs::write(&plan_file, serde_json::to_vec_pretty(plan)?)?;
 
-    let started = utc_now();
+    // A resumed run keeps the first run's start.
+    let started = (!done.is_empty())
+        .then(|| model::read_json(&o.out_dir.join("matrix.json")).ok())
+        .flatten()
+        .map_or_else(utc_now, |m| m.started);
     let t0 = Instant::now();
     let budget = Duration::from_secs_f64(o.max_minutes * 60.0);
     let total = cells(plan);
@@ -246,9 +251,30 @@ fn deploy_options(plan: &Plan, method: &str, wan: WanProfile) -> DeployOptions {
     }
 }
 
+/// What `zsub` or `tsub` printed; the latency and sequence fields come from `tsub` only.
+#[derive(Debug, serde::Deserialize)]
+struct SubscriberReport {
+    #[serde(flatten)]
+    arrivals: Arrivals,
+    latency_p50_us: Option<f64>,
+    latency_p99_us: Option<f64>,
+    latency_max_us: Option<f64>,
+    #[serde(default)]
+    lost: u64,
+    #[serde(default)]
+    reordered: u64,
+    #[serde(default)]
+    duplicates: u64,
+    /// zsub: data messages of the wrong length.
+    #[serde(default)]
+    size_mismatches: u64,
+    /// zsub: whether the publisher's FIN_ACK came back.
+    fin_ack: Option<bool>,
+}
+
 /// What the subscriber printed, plus the accounting around it.
 struct Measured {
-    report: serde_json::Value,
+    report: SubscriberReport,
     machine_cpu_s: f64,
     /// CPU seconds of GN1's and GN2's gateway processes (none for direct).
     gateway_cpu_s: Option<[f64; 2]>,
@@ -273,50 +299,36 @@ fn run_cell(
             .map(|g| g.iter().map(|&p| tree_cpu_secs(p)).sum::<f64>())
     };
     let mem = MemWatch::start(&d.gateway_pids());
-    let publisher = match workload {
-        "zmq" => {
-            let child = topo
-                .command(Host::Prod, &s2bench)
-                .arg("zpub")
-                .args(["--bind-ip", &PROD_APP_IP.to_string()])
-                .args(["--port", &DATA_PORT.to_string()])
-                .args(["--sync", &SYNC_PORT.to_string()])
-                .args(["--size", &size.to_string()])
-                .args(["--dataset", &dataset.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .context("starting zpub")?;
-            let child = KillOnDrop(child);
-            for port in [DATA_PORT, SYNC_PORT] {
-                crate::peers::wait_listening(
-                    topo,
-                    Host::Prod,
-                    SocketAddr::new(PROD_APP_IP.into(), port),
-                )?;
-            }
-            child
-        }
-        _ => {
-            let mut child = topo
-                .command(Host::Prod, &s2bench)
-                .arg("tpub")
-                .args(["--listen", &format!("{PROD_APP_IP}:{DATA_PORT}")])
-                .args(["--size", &size.to_string()])
-                .args(["--dataset", &dataset.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .context("starting tpub")?;
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().context("tpub stdout")?).read_line(&mut line)?;
-            let child = KillOnDrop(child);
-            ensure!(line.trim() == "READY", "tpub did not start");
-            child
-        }
+    let mut publisher = topo.command(Host::Prod, &s2bench);
+    if workload == "zmq" {
+        publisher
+            .arg("zpub")
+            .args(["--bind-ip", &PROD_APP_IP.to_string()])
+            .args(["--port", &DATA_PORT.to_string()])
+            .args(["--sync", &SYNC_PORT.to_string()]);
+    } else {
+        publisher
+            .arg("tpub")
+            .args(["--listen", &format!("{PROD_APP_IP}:{DATA_PORT}")]);
+    }
+    let publisher = KillOnDrop(
+        publisher
+            .args(["--size", &size.to_string()])
+            .args(["--dataset", &dataset.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting the {workload} publisher"))?,
+    );
+    let ports: &[u16] = if workload == "zmq" {
+        &[DATA_PORT, SYNC_PORT]
+    } else {
+        &[DATA_PORT]
     };
+    for &port in ports {
+        crate::peers::wait_listening(topo, Host::Prod, SocketAddr::new(PROD_APP_IP.into(), port))?;
+    }
     let cpu0 = machine_busy_secs();
     let gw0 = gateway_cpu();
     let mut sub = topo.command(Host::Cons, &s2bench);
@@ -329,7 +341,9 @@ fn run_cell(
             sub.arg("zsub")
                 .args(["--remote-host", &data.ip().to_string()])
                 .args(["--remote-port", &data.port().to_string()])
-                .args(["--sync", &sync.port().to_string()]);
+                .args(["--sync", &sync.port().to_string()])
+                // Nothing for 10 s is a failed run; it also bounds the FIN_ACK wait.
+                .args(["--idle-timeout", "10"]);
         }
         _ => {
             sub.arg("tsub").args(["--connect", &data.to_string()]);
@@ -351,7 +365,7 @@ fn run_cell(
             publisher_log
         );
     }
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+    let report: SubscriberReport = serde_json::from_slice(&out.stdout).with_context(|| {
         format!(
             "the subscriber printed no JSON report: {}",
             String::from_utf8_lossy(&out.stdout)
@@ -398,19 +412,22 @@ fn measured(
     rep: u32,
 ) -> Cell {
     let r = &m.report;
-    let f = |k: &str| r.get(k).and_then(serde_json::Value::as_f64);
-    let u = |k: &str| r.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-    let received = u("samples_received");
-    let expected = u("samples_expected");
+    let a = &r.arrivals;
+    let (received, expected) = (a.samples_received, a.samples_expected);
     let gb = (received * size) as f64 / 1e9;
     let per_gb = |s: f64| if gb > 0.0 { s / gb } else { 0.0 };
     let mut error = None;
     if received < expected {
         error = Some(format!("{received} of {expected} samples arrived"));
     }
-    for k in ["lost", "reordered", "duplicates"] {
-        if u(k) > 0 {
-            error = Some(format!("{} {k} messages", u(k)));
+    for (n, what) in [
+        (r.lost, "lost"),
+        (r.reordered, "reordered"),
+        (r.duplicates, "duplicate"),
+        (r.size_mismatches, "wrong-length"),
+    ] {
+        if n > 0 {
+            error = Some(format!("{n} {what} messages"));
         }
     }
     Cell {
@@ -424,20 +441,21 @@ fn measured(
         error,
         samples_expected: expected,
         samples_received: received,
-        elapsed_s: f("elapsed_s"),
-        goodput_gbps: f("goodput_gbps"),
-        efficiency_pct: f("efficiency_pct"),
-        jitter_us: f("jitter_us"),
-        mean_gap_us: f("mean_gap_us"),
-        latency_p50_us: f("latency_p50_us"),
-        latency_p99_us: f("latency_p99_us"),
-        latency_max_us: f("latency_max_us"),
+        elapsed_s: Some(a.elapsed_s),
+        goodput_gbps: Some(a.goodput_gbps),
+        efficiency_pct: Some(a.efficiency_pct),
+        jitter_us: Some(a.jitter_us),
+        mean_gap_us: Some(a.mean_gap_us),
+        latency_p50_us: r.latency_p50_us,
+        latency_p99_us: r.latency_p99_us,
+        latency_max_us: r.latency_max_us,
         machine_cpu_s_per_gb: Some(per_gb(m.machine_cpu_s)),
         gateway_cpu_s_per_gb: m.gateway_cpu_s.map(|[a, b]| per_gb(a + b)),
         gn1_cpu_s_per_gb: m.gateway_cpu_s.map(|[a, _]| per_gb(a)),
         gn2_cpu_s_per_gb: m.gateway_cpu_s.map(|[_, b]| per_gb(b)),
         peak_mem_mib: Some(mib(m.mem.machine)),
         gateway_rss_mib: m.gateway_cpu_s.map(|_| mib(m.mem.gateways)),
+        fin_ack: r.fin_ack,
     }
 }
 
@@ -467,6 +485,7 @@ fn failed(workload: &str, wan: WanProfile, method: &str, size: u64, rep: u32, er
         gn2_cpu_s_per_gb: None,
         peak_mem_mib: None,
         gateway_rss_mib: None,
+        fin_ack: None,
     }
 }
 
@@ -543,22 +562,76 @@ fn utc_now() -> String {
         .unwrap_or_default()
 }
 
-/// The matrix as asked on the command line: explicit options win over the profile's defaults.
-pub(crate) struct Ask {
-    pub(crate) quick: bool,
-    pub(crate) methods: Option<Vec<String>>,
-    pub(crate) sizes: Option<Vec<u64>>,
-    pub(crate) rtts: Option<Vec<String>>,
-    pub(crate) repeat: Option<u32>,
-    pub(crate) dataset: Option<u64>,
-    pub(crate) workloads: Vec<String>,
-    pub(crate) cores: Option<(String, String)>,
+/// `s2bench matrix`: what to measure (explicit options win over the profile's defaults) and
+/// how to run.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The everyday profile, a few minutes: sizes 512,8K,128K,1M, 2 runs of 64 MiB (other
+    /// options still override it). Without it: the paper's 12 sizes, 3 runs of 1 GiB.
+    #[arg(long)]
+    quick: bool,
+    /// Methods, comma separated (default: all): direct, copy, copy-tls, splice, sockmap,
+    /// dpdk, haproxy, nginx, socat.
+    #[arg(long, value_delimiter = ',')]
+    methods: Option<Vec<String>>,
+    /// Sample (message) sizes, comma separated, e.g. 512,4K,1M.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    sizes: Option<Vec<u64>>,
+    /// WAN profiles between the gateways, comma separated: none, lan (0.44 ms RTT), metro
+    /// (5.5), shortwan (24.3), wan (58.2), longwan (143.7). Default: lan,wan.
+    #[arg(long, value_delimiter = ',')]
+    rtts: Option<Vec<String>>,
+    /// Runs per cell (median and spread are reported).
+    #[arg(long)]
+    repeat: Option<u32>,
+    /// Bytes each run publishes (samples = dataset / size, as the paper).
+    #[arg(long, value_parser = parse_size)]
+    dataset: Option<u64>,
+    /// Workloads, comma separated: zmq (the paper's ZeroMQ pub/sub), tcp (raw TCP with
+    /// stamped messages: adds one-way latency).
+    #[arg(long, value_delimiter = ',', default_value = "zmq")]
+    workloads: Vec<String>,
+    /// Stop starting new cells after this many minutes (the run can be resumed).
+    #[arg(long = "max-minutes", default_value_t = 120.0)]
+    max_minutes: f64,
+    /// Pin the SciStream-RS gateways' data paths: GN1 on these cores, e.g. 0.
+    #[arg(long = "gn1-cores", requires = "gn2_cores")]
+    gn1_cores: Option<String>,
+    /// Pin GN2's data path on these cores, e.g. 1.
+    #[arg(long = "gn2-cores", requires = "gn1_cores")]
+    gn2_cores: Option<String>,
+    /// Output directory: cells.jsonl (resume log), matrix.json, matrix.csv, plots, report.md.
+    /// Default: results/matrix-quick or results/matrix-full.
+    #[arg(long = "out-dir")]
+    out_dir: Option<PathBuf>,
+    /// Discard cells already in the output directory instead of resuming.
+    #[arg(long)]
+    fresh: bool,
+    /// Do not render the report.
+    #[arg(long = "no-report")]
+    no_report: bool,
 }
 
-impl Ask {
+pub(crate) fn main(a: Args) -> Result<()> {
+    let o = RunOptions {
+        out_dir: a.out_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(if a.quick {
+                "results/matrix-quick"
+            } else {
+                "results/matrix-full"
+            })
+        }),
+        max_minutes: a.max_minutes,
+        fresh: a.fresh,
+        report: !a.no_report,
+    };
+    run(&a.plan(), &o)
+}
+
+impl Args {
     /// The full matrix: every method, the paper's twelve sizes, LAN and WAN, three runs of
     /// 1 GiB each. The quick profile (a few minutes): four sizes, two runs of 64 MiB.
-    pub(crate) fn plan(self) -> Plan {
+    pub(crate) fn plan(&self) -> Plan {
         let all = || deploy::METHODS.iter().map(|m| (*m).to_owned()).collect();
         let (profile, sizes, repeat, dataset) = if self.quick {
             ("quick", vec![512, 8 << 10, 128 << 10, 1 << 20], 2, 64 << 20)
@@ -567,15 +640,16 @@ impl Ask {
         };
         Plan {
             profile: profile.into(),
-            methods: self.methods.unwrap_or_else(all),
-            sizes: self.sizes.unwrap_or(sizes),
+            methods: self.methods.clone().unwrap_or_else(all),
+            sizes: self.sizes.clone().unwrap_or(sizes),
             rtts: self
                 .rtts
+                .clone()
                 .unwrap_or_else(|| vec!["lan".into(), "wan".into()]),
             repeat: self.repeat.unwrap_or(repeat),
             dataset_bytes: self.dataset.unwrap_or(dataset),
-            workloads: self.workloads,
-            cores: self.cores,
+            workloads: self.workloads.clone(),
+            cores: self.gn1_cores.clone().zip(self.gn2_cores.clone()),
         }
     }
 }

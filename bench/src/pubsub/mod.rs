@@ -15,6 +15,50 @@ pub(crate) mod zeromq;
 
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{GapStats, efficiency_pct, goodput_gbps};
+
+/// What every subscriber reports, with the paper's definitions (field names are parsed by the
+/// matrix runner).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Arrivals {
+    pub(crate) workload: String,
+    pub(crate) size: u64,
+    pub(crate) samples_expected: u64,
+    pub(crate) samples_received: u64,
+    /// Last data arrival − the start of the clock, seconds.
+    pub(crate) elapsed_s: f64,
+    pub(crate) goodput_gbps: f64,
+    pub(crate) efficiency_pct: f64,
+    /// Sample standard deviation of the inter-arrival gaps, µs.
+    pub(crate) jitter_us: f64,
+    pub(crate) mean_gap_us: f64,
+}
+
+impl Arrivals {
+    pub(crate) fn new(
+        workload: &str,
+        size: u64,
+        expected: u64,
+        received: u64,
+        elapsed_s: f64,
+        gaps: &GapStats,
+    ) -> Self {
+        Self {
+            workload: workload.into(),
+            size,
+            samples_expected: expected,
+            samples_received: received,
+            elapsed_s,
+            goodput_gbps: goodput_gbps(size, received, elapsed_s),
+            efficiency_pct: efficiency_pct(received, expected),
+            jitter_us: gaps.jitter_secs() * 1e6,
+            mean_gap_us: gaps.mean_secs() * 1e6,
+        }
+    }
+}
+
 /// An absolute send schedule: the n-th wait ends at `start + n · period`, so a late send does
 /// not shift the ones after it (`next += period`, as the paper's `--jitter` mode).
 #[derive(Debug)]

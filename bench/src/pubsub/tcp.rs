@@ -16,8 +16,8 @@ use testbed::parse_size;
 
 use super::framing::{HEADER_LEN, Header, checked_size};
 use super::protocol::sample_count;
-use super::{Pacer, parse_hz};
-use crate::metrics::{GapStats, Latencies, efficiency_pct, goodput_gbps};
+use super::{Arrivals, Pacer, parse_hz};
+use crate::metrics::{GapStats, Latencies};
 
 /// `s2bench tpub`.
 #[derive(Debug, Args)]
@@ -60,17 +60,10 @@ pub(crate) struct SubArgs {
 /// What `tsub` prints (field names are parsed by the matrix runner).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TcpReport {
-    pub(crate) workload: String,
-    pub(crate) size: u64,
-    pub(crate) samples_expected: u64,
-    /// Distinct sequence numbers received (duplicates not counted).
-    pub(crate) samples_received: u64,
-    /// Last arrival − connection established, seconds.
-    pub(crate) elapsed_s: f64,
-    pub(crate) goodput_gbps: f64,
-    pub(crate) efficiency_pct: f64,
-    pub(crate) jitter_us: f64,
-    pub(crate) mean_gap_us: f64,
+    /// `samples_received` counts distinct sequence numbers (duplicates not counted); the clock
+    /// starts when the connection is established.
+    #[serde(flatten)]
+    pub(crate) arrivals: Arrivals,
     pub(crate) latency_p50_us: f64,
     pub(crate) latency_p99_us: f64,
     pub(crate) latency_max_us: f64,
@@ -326,15 +319,7 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
     let elapsed = last_arrival.as_secs_f64();
     let l = lat.summary();
     let report = TcpReport {
-        workload: "tcp".into(),
-        size: size as u64,
-        samples_expected: count,
-        samples_received: distinct,
-        elapsed_s: elapsed,
-        goodput_gbps: goodput_gbps(size as u64, distinct, elapsed),
-        efficiency_pct: efficiency_pct(distinct, count),
-        jitter_us: gaps.jitter_secs() * 1e6,
-        mean_gap_us: gaps.mean_secs() * 1e6,
+        arrivals: Arrivals::new("tcp", size as u64, count, distinct, elapsed, &gaps),
         latency_p50_us: l.p50_us,
         latency_p99_us: l.p99_us,
         latency_max_us: l.max_us,

@@ -26,8 +26,8 @@ use super::protocol::{
     FIN, FIN_ACK, PREFIX, STOP, TOPIC, data_message, is_stop, parse_sync_reply, sample_count,
     sync_reply,
 };
-use super::{Pacer, parse_hz};
-use crate::metrics::{GapStats, efficiency_pct, goodput_gbps};
+use super::{Arrivals, Pacer, parse_hz};
+use crate::metrics::GapStats;
 
 /// `s2bench zpub`: the paper's `pub_bench.py`.
 #[derive(Debug, Args)]
@@ -97,17 +97,9 @@ pub(crate) struct SubArgs {
 /// What `zsub` prints (field names are parsed by the matrix runner).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ZmqReport {
-    pub(crate) workload: String,
-    pub(crate) size: u64,
-    pub(crate) samples_expected: u64,
-    pub(crate) samples_received: u64,
-    /// Last data arrival − the sync reply, seconds.
-    pub(crate) elapsed_s: f64,
-    pub(crate) goodput_gbps: f64,
-    pub(crate) efficiency_pct: f64,
-    /// Sample standard deviation of the inter-arrival gaps, µs.
-    pub(crate) jitter_us: f64,
-    pub(crate) mean_gap_us: f64,
+    /// The clock starts right after the sync reply, as the paper's.
+    #[serde(flatten)]
+    pub(crate) arrivals: Arrivals,
     /// Data messages whose length was not size + 10 (counted in samples_received too).
     pub(crate) size_mismatches: u64,
     /// Whether the publisher answered FIN with FIN_ACK in time.
@@ -310,15 +302,7 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
         );
     }
     let report = ZmqReport {
-        workload: "zmq".into(),
-        size,
-        samples_expected: samples,
-        samples_received: count,
-        elapsed_s: elapsed,
-        goodput_gbps: goodput_gbps(size, count, elapsed),
-        efficiency_pct: efficiency_pct(count, samples),
-        jitter_us: gaps.jitter_secs() * 1e6,
-        mean_gap_us: gaps.mean_secs() * 1e6,
+        arrivals: Arrivals::new("zmq", size, samples, count, elapsed, &gaps),
         size_mismatches: mismatches,
         fin_ack,
     };
@@ -328,7 +312,7 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
             .append(true)
             .open(path)
             .with_context(|| format!("opening the log file {}", path.display()))?;
-        writeln!(f, "{}", log_line(&report))
+        writeln!(f, "{}", log_line(&report.arrivals))
             .with_context(|| format!("writing the log file {}", path.display()))?;
     }
     println!("{}", serde_json::to_string(&report)?);
@@ -336,7 +320,7 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
 }
 
 /// The paper's `sub_bench.py` log line (seconds, Gbit/s, seconds, seconds, percent).
-fn log_line(r: &ZmqReport) -> String {
+fn log_line(r: &Arrivals) -> String {
     format!(
         "Elapsed: {} secs. | Throughput: {} | Jitter: {} | Inter-message Space: {} | Efficiency: {}",
         r.elapsed_s,
@@ -360,7 +344,7 @@ mod tests {
 
     #[test]
     fn log_line_in_the_paper_format() {
-        let r = ZmqReport {
+        let r = Arrivals {
             workload: "zmq".into(),
             size: 1024,
             samples_expected: 4,
@@ -370,8 +354,6 @@ mod tests {
             efficiency_pct: 100.0,
             jitter_us: 30.0,
             mean_gap_us: 4.0,
-            size_mismatches: 0,
-            fin_ack: true,
         };
         assert_eq!(
             log_line(&r),

@@ -81,6 +81,15 @@ fn header(md: &mut String, m: &Matrix) {
         m.cells.len() - ok
     )
     .unwrap();
+    let no_fin_ack = m.cells.iter().filter(|c| c.fin_ack == Some(false)).count();
+    if no_fin_ack > 0 {
+        writeln!(
+            md,
+            "- {no_fin_ack} runs ended without the publisher's FIN_ACK (the teardown after STOP; \
+             their measurements are complete)"
+        )
+        .unwrap();
+    }
     writeln!(
         md,
         "- Plan `{}`: workloads {}; WAN profiles {}; methods {}; sizes {}; {} repetitions of {} \

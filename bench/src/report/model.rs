@@ -132,10 +132,13 @@ pub(crate) struct Cell {
     /// Largest resident set of the gateway processes together; null for direct.
     #[serde(default)]
     pub(crate) gateway_rss_mib: Option<f64>,
+    /// zmq: whether the publisher's FIN_ACK came back after STOP (the paper's teardown).
+    #[serde(default)]
+    pub(crate) fin_ack: Option<bool>,
 }
 
 /// The CSV header, in [`Cell`]'s field order.
-pub(crate) const CSV_COLUMNS: [&str; 24] = [
+pub(crate) const CSV_COLUMNS: [&str; 25] = [
     "workload",
     "rtt",
     "rtt_ms",
@@ -160,10 +163,11 @@ pub(crate) const CSV_COLUMNS: [&str; 24] = [
     "gn2_cpu_s_per_gb",
     "peak_mem_mib",
     "gateway_rss_mib",
+    "fin_ack",
 ];
 
 impl Cell {
-    fn csv_fields(&self) -> [String; 24] {
+    fn csv_fields(&self) -> [String; 25] {
         let f = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         [
             self.workload.clone(),
@@ -190,6 +194,7 @@ impl Cell {
             f(self.gn2_cpu_s_per_gb),
             f(self.peak_mem_mib),
             f(self.gateway_rss_mib),
+            self.fin_ack.map(|b| b.to_string()).unwrap_or_default(),
         ]
     }
 }
