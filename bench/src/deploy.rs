@@ -46,6 +46,17 @@ pub(crate) fn check_methods(methods: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Removes a testbed an interrupted benchmark left behind (its namespaces and delay line), so
+/// the next run can build its own; benchmarks on one machine run one at a time.
+pub(crate) fn remove_leftovers() -> Result<()> {
+    let topo = Topology::with_prefix(PREFIX);
+    if topo.exists() {
+        eprintln!("removing the testbed an earlier run left behind ({PREFIX}-*)");
+        topo.down()?;
+    }
+    Ok(())
+}
+
 /// How to build a deployment.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DeployOptions {

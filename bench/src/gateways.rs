@@ -84,6 +84,7 @@ struct Path {
 pub(crate) fn run(plan: &Plan) -> Result<()> {
     testbed::require_root()?;
     crate::deploy::check_methods(&plan.methods)?;
+    crate::deploy::remove_leftovers()?;
     let bin = default_bin_dir();
     ensure!(
         bin.join("s2bench").exists(),

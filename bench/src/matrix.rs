@@ -87,6 +87,7 @@ fn key(c: &Cell) -> Key {
 pub(crate) fn run(plan: &Plan, o: &RunOptions) -> Result<()> {
     testbed::require_root()?;
     check(plan)?;
+    deploy::remove_leftovers()?;
     let bin = default_bin_dir();
     ensure!(
         bin.join("s2bench").exists() && bin.join("s2delay").exists(),
@@ -431,12 +432,6 @@ fn measured(
         }
     }
     Cell {
-        workload: workload.into(),
-        rtt: wan.name().into(),
-        rtt_ms: Some(wan.rtt().as_secs_f64() * 1e3),
-        method: method.into(),
-        size,
-        rep,
         ok: error.is_none(),
         error,
         samples_expected: expected,
@@ -456,9 +451,11 @@ fn measured(
         peak_mem_mib: Some(mib(m.mem.machine)),
         gateway_rss_mib: m.gateway_cpu_s.map(|_| mib(m.mem.gateways)),
         fin_ack: r.fin_ack,
+        ..failed(workload, wan, method, size, rep, "")
     }
 }
 
+/// A cell that failed with `error`; the base every measured cell fills in.
 fn failed(workload: &str, wan: WanProfile, method: &str, size: u64, rep: u32, error: &str) -> Cell {
     Cell {
         workload: workload.into(),
