@@ -792,7 +792,7 @@ mod tests {
         write_csv(&path, &[cell("copy", 512, 0, Some(1.5)), failed]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let mut lines = text.lines();
-        assert_eq!(lines.next().unwrap().split(',').count(), 21);
+        assert_eq!(lines.next().unwrap().split(',').count(), CSV_COLUMNS.len());
         let row = lines.next().unwrap();
         assert!(
             row.starts_with("zmq,lan,0.44,copy,512,0,true,,100,100,,1.5,,15,"),
