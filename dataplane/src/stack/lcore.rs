@@ -396,8 +396,8 @@ impl Lcore {
         s.set_nagle_enabled(false);
         s.set_ack_delay(None);
         // smoltcp's default is no congestion control: a full window at line rate on every
-        // (re)start. Over a real WAN that overflows router queues (the delay line's tail drops
-        // stalled streams) and is unfair to everyone else on the path.
+        // (re)start, which overflows WAN queues (the testbed's delay line dropped the bursts)
+        // and is unfair to everyone else on the path.
         s.set_congestion_control(tcp::CongestionControl::Cubic);
         s
     }
