@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{expect_ready, finish, free_port, free_ports, json_of, s2bench, spawn};
+use common::{expect_ready, finish, free_port, free_ports, json_of, s2bench, spawn, zpub, zsub};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -21,37 +21,15 @@ fn field(v: &serde_json::Value, k: &str) -> f64 {
 #[test]
 fn zpub_to_zsub_delivers_every_sample() {
     let (port, sync) = free_ports();
-    let (port_s, sync_s) = (port.to_string(), sync.to_string());
     let log = std::env::temp_dir().join(format!("s2bench-zsub-{port}.log"));
     let _ = std::fs::remove_file(&log);
     // The subscriber first: it must wait for the publisher's handshake before SYNC.
-    let mut zsub = s2bench(&[
-        "zsub",
-        "--remote-host",
-        "127.0.0.1",
-        "--remote-port",
-        &port_s,
-        "--sync",
-        &sync_s,
-        "--log-file",
-    ]);
-    zsub.arg(&log);
-    let sub = spawn(zsub, "zsub");
+    let mut sub_cmd = zsub(port, sync, &["--log-file"]);
+    sub_cmd.arg(&log);
+    let sub = spawn(sub_cmd, "zsub");
     std::thread::sleep(Duration::from_millis(300));
     let publ = spawn(
-        s2bench(&[
-            "zpub",
-            "--bind-ip",
-            "127.0.0.1",
-            "--port",
-            &port_s,
-            "--sync",
-            &sync_s,
-            "--size",
-            "1024",
-            "--samples",
-            "2000",
-        ]),
+        zpub(port, sync, &["--size", "1024", "--samples", "2000"]),
         "zpub",
     );
     let r = json_of(sub, T);
@@ -89,18 +67,7 @@ fn zpub_to_zsub_delivers_every_sample() {
 fn zsub_without_a_publisher_fails_clearly() {
     let (port, sync) = free_ports();
     let (status, _, err) = finish(
-        spawn(
-            s2bench(&[
-                "zsub",
-                "--remote-port",
-                &port.to_string(),
-                "--sync",
-                &sync.to_string(),
-                "--connect-timeout",
-                "1",
-            ]),
-            "zsub",
-        ),
+        spawn(zsub(port, sync, &["--connect-timeout", "1"]), "zsub"),
         T,
     );
     assert!(!status.success());
@@ -111,41 +78,16 @@ fn zsub_without_a_publisher_fails_clearly() {
 #[test]
 fn zsub_times_out_on_a_stalled_publisher_and_reports_progress() {
     let (port, sync) = free_ports();
-    let (port_s, sync_s) = (port.to_string(), sync.to_string());
     // One message per 10 s: the subscriber's 1 s idle timeout fires first.
     let publ = spawn(
-        s2bench(&[
-            "zpub",
-            "--bind-ip",
-            "127.0.0.1",
-            "--port",
-            &port_s,
-            "--sync",
-            &sync_s,
-            "--size",
-            "64",
-            "--samples",
-            "3",
-            "--pace-hz",
-            "0.1",
-        ]),
+        zpub(
+            port,
+            sync,
+            &["--size", "64", "--samples", "3", "--pace-hz", "0.1"],
+        ),
         "zpub",
     );
-    let (status, out, err) = finish(
-        spawn(
-            s2bench(&[
-                "zsub",
-                "--remote-port",
-                &port_s,
-                "--sync",
-                &sync_s,
-                "--idle-timeout",
-                "1",
-            ]),
-            "zsub",
-        ),
-        T,
-    );
+    let (status, out, err) = finish(spawn(zsub(port, sync, &["--idle-timeout", "1"]), "zsub"), T);
     drop(publ);
     assert!(!status.success(), "zsub succeeded: {out}");
     assert!(err.contains("nothing arrived"), "{err}");

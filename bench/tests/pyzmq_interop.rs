@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{expect_ready, finish, free_ports, json_of, s2bench, spawn};
+use common::{expect_ready, finish, free_ports, json_of, spawn, zpub, zsub};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -57,13 +57,7 @@ fn pyzmq_publisher_to_our_zsub() {
         "zmq_pub.py",
     );
     let _stdout = expect_ready(&mut publ);
-    let r = json_of(
-        spawn(
-            s2bench(&["zsub", "--remote-port", &port_s, "--sync", &sync_s]),
-            "zsub",
-        ),
-        T,
-    );
+    let r = json_of(spawn(zsub(port, sync, &[]), "zsub"), T);
     let (status, _, err) = finish(publ, T);
     assert!(status.success(), "zmq_pub.py failed: {err}");
     assert_eq!(r["samples_expected"], 2000);
@@ -79,19 +73,7 @@ fn our_zpub_to_pyzmq_subscriber() {
     let (port, sync) = free_ports();
     let (port_s, sync_s) = (port.to_string(), sync.to_string());
     let publ = spawn(
-        s2bench(&[
-            "zpub",
-            "--bind-ip",
-            "127.0.0.1",
-            "--port",
-            &port_s,
-            "--sync",
-            &sync_s,
-            "--size",
-            "512",
-            "--dataset",
-            "1M",
-        ]),
+        zpub(port, sync, &["--size", "512", "--dataset", "1M"]),
         "zpub",
     );
     let r = json_of(

@@ -106,3 +106,35 @@ pub fn s2bench(args: &[&str]) -> Command {
     c.args(args);
     c
 }
+
+/// `s2bench zpub` bound to 127.0.0.1 on the data and sync ports, plus `args`.
+pub fn zpub(port: u16, sync: u16, args: &[&str]) -> Command {
+    let (port, sync) = (port.to_string(), sync.to_string());
+    let mut c = s2bench(&[
+        "zpub",
+        "--bind-ip",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--sync",
+        &sync,
+    ]);
+    c.args(args);
+    c
+}
+
+/// `s2bench zsub` against a publisher on 127.0.0.1's data and sync ports, plus `args`.
+pub fn zsub(port: u16, sync: u16, args: &[&str]) -> Command {
+    let (port, sync) = (port.to_string(), sync.to_string());
+    let mut c = s2bench(&[
+        "zsub",
+        "--remote-host",
+        "127.0.0.1",
+        "--remote-port",
+        &port,
+        "--sync",
+        &sync,
+    ]);
+    c.args(args);
+    c
+}
