@@ -27,6 +27,9 @@ pub enum EngineKind {
     /// Kernel bypass: DPDK ports, TCP terminated and re-originated on smoltcp per polling
     /// lcore (`stack`); cannot encrypt yet.
     Dpdk,
+    /// TCP on the LAN legs, QUIC between the gateways (`quic`): always encrypted, one QUIC
+    /// connection per stream on its own event loop.
+    Quic,
 }
 
 impl EngineKind {
@@ -36,13 +39,14 @@ impl EngineKind {
             Self::Splice => "splice",
             Self::Sockmap => "sockmap",
             Self::Dpdk => "dpdk",
+            Self::Quic => "quic",
         }
     }
 
     /// Whether the engine can carry TLS on the WAN leg.
     pub fn encrypts_wan(self) -> bool {
         match self {
-            Self::Copy => true,
+            Self::Copy | Self::Quic => true,
             Self::Splice | Self::Sockmap | Self::Dpdk => false,
         }
     }
@@ -56,7 +60,7 @@ impl std::fmt::Display for EngineKind {
 
 /// An engine name that is not one of ours.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown engine '{0}'; choose one of: copy, splice, sockmap, dpdk")]
+#[error("unknown engine '{0}'; choose one of: copy, splice, sockmap, dpdk, quic")]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for EngineKind {
@@ -68,6 +72,7 @@ impl FromStr for EngineKind {
             "splice" => Ok(Self::Splice),
             "sockmap" => Ok(Self::Sockmap),
             "dpdk" => Ok(Self::Dpdk),
+            "quic" => Ok(Self::Quic),
             _ => Err(UnknownEngine(s.to_owned())),
         }
     }
@@ -122,6 +127,11 @@ pub enum EngineError {
          an unencrypted WAN, or use --engine copy"
     )]
     WanTlsUnsupported { engine: EngineKind },
+    #[error(
+        "the quic engine always encrypts the WAN leg (QUIC has no plaintext mode) and needs the \
+         session's WAN identity; start s2cs without --wan_plaintext"
+    )]
+    QuicNeedsIdentity,
     #[error("{listeners} listeners but {targets} targets; every stream needs exactly one target")]
     TargetCount { listeners: usize, targets: usize },
     #[error("the {engine} engine is not available in this process: {reason}")]

@@ -99,6 +99,12 @@ impl Engine for KernelEngine {
                 targets: spec.targets.len(),
             });
         }
+        if matches!(self.kind, EngineKind::Dpdk | EngineKind::Quic) {
+            return Err(EngineError::Unavailable {
+                engine: self.kind,
+                reason: "not a kernel-socket engine (it has an engine of its own)".into(),
+            });
+        }
         if self.kind == EngineKind::Sockmap && self.splicer.is_none() {
             return Err(EngineError::Unavailable {
                 engine: self.kind,
@@ -126,11 +132,7 @@ impl Engine for KernelEngine {
             listener
                 .set_nonblocking(true)
                 .map_err(|source| EngineError::Listener { index, source })?;
-            let stream = Arc::new(StreamShared {
-                index,
-                target: RwLock::new(target),
-                counters: Arc::default(),
-            });
+            let stream = Arc::new(StreamShared::new(index, target));
             let slot = self.next_loop.fetch_add(1, Ordering::Relaxed);
             let (core, handle) = self.pool.handle_for(slot);
             tracing::debug!(session = %ctx.tag, stream = index, core, %target, "starting stream");
@@ -151,10 +153,25 @@ impl Engine for KernelEngine {
     }
 }
 
-struct StreamShared {
-    index: usize,
-    target: RwLock<SocketAddr>,
-    counters: Arc<StreamCounters>,
+/// One stream's target and counters, shared by its tasks and the proxy.
+pub(crate) struct StreamShared {
+    pub(crate) index: usize,
+    pub(crate) target: RwLock<SocketAddr>,
+    pub(crate) counters: Arc<StreamCounters>,
+}
+
+impl StreamShared {
+    pub(crate) fn new(index: usize, target: SocketAddr) -> Self {
+        Self {
+            index,
+            target: RwLock::new(target),
+            counters: Arc::default(),
+        }
+    }
+
+    pub(crate) fn target(&self) -> SocketAddr {
+        *self.target.read().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 struct ConnContext {
@@ -167,11 +184,13 @@ struct ConnContext {
     splicer: Option<Arc<Splicer>>,
 }
 
-struct KernelProxy {
-    streams: Vec<Arc<StreamShared>>,
-    stop: watch::Sender<bool>,
+/// The proxy of engines that run each stream as tasks on the core pool: targets and counters
+/// per stream, a stop signal, and a channel whose senders the tasks hold until they end.
+pub(crate) struct KernelProxy {
+    pub(crate) streams: Vec<Arc<StreamShared>>,
+    pub(crate) stop: watch::Sender<bool>,
     /// Every task holds a clone of the sender; `recv` returns `None` once all have ended.
-    done: tokio::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+    pub(crate) done: tokio::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
 }
 
 impl Proxy for KernelProxy {
@@ -189,10 +208,7 @@ impl Proxy for KernelProxy {
     }
 
     fn targets(&self) -> Vec<SocketAddr> {
-        self.streams
-            .iter()
-            .map(|s| *s.target.read().unwrap_or_else(|e| e.into_inner()))
-            .collect()
+        self.streams.iter().map(|s| s.target()).collect()
     }
 
     fn stats(&self) -> Vec<StreamStats> {
@@ -269,7 +285,7 @@ async fn serve(
     done: mpsc::Sender<()>,
 ) {
     let _active = ActiveGuard::new(&stream.counters);
-    let target = *stream.target.read().unwrap_or_else(|e| e.into_inner());
+    let target = stream.target();
     let outcome = tokio::select! {
         _ = stop.changed() => return,
         r = connect_and_relay(tcp, target, &stream.counters, &ctx, &done) => r,
@@ -283,7 +299,7 @@ async fn serve(
 
 /// What ended a proxied connection abnormally.
 #[derive(Debug, thiserror::Error)]
-enum ConnError {
+pub(crate) enum ConnError {
     #[error("connecting to target {target} failed: {source}")]
     Connect {
         target: SocketAddr,
@@ -342,17 +358,19 @@ async fn connect_and_relay(
                     )
                     .await
                 }
-                // `start` refuses `sockmap` without a splicer, so this is `copy` (`dpdk` is
-                // never a kernel engine: `build_gateway` gives it its own).
-                EngineKind::Copy | EngineKind::Sockmap | EngineKind::Dpdk => forward::relay(
-                    &mut accepted,
-                    &mut dialed,
-                    opts.buffer_size,
-                    &counters.bytes_to_target,
-                    &counters.bytes_from_target,
-                )
-                .await
-                .map(drop),
+                // `start` refuses `sockmap` without a splicer and the engines that are not
+                // kernel engines (`dpdk`, `quic`), so this is `copy`.
+                EngineKind::Copy | EngineKind::Sockmap | EngineKind::Dpdk | EngineKind::Quic => {
+                    forward::relay(
+                        &mut accepted,
+                        &mut dialed,
+                        opts.buffer_size,
+                        &counters.bytes_to_target,
+                        &counters.bytes_from_target,
+                    )
+                    .await
+                    .map(drop)
+                }
             };
             if result.is_err() {
                 reset(&accepted);
@@ -473,7 +491,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn dial(target: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnError> {
+pub(crate) async fn dial(target: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnError> {
     match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
@@ -488,6 +506,6 @@ async fn dial(target: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnEr
 }
 
 /// Makes the coming close send RST instead of FIN, so the peer learns the chain broke.
-fn reset(tcp: &TcpStream) {
+pub(crate) fn reset(tcp: &TcpStream) {
     let _ = SockRef::from(tcp).set_linger(Some(Duration::ZERO));
 }

@@ -40,6 +40,8 @@ pub enum WanTlsError {
 pub struct WanTls {
     acceptor: TlsAcceptor,
     connector: TlsConnector,
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for WanTls {
@@ -74,9 +76,12 @@ impl WanTls {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(vec![cert], key)?;
+        let (server, client) = (Arc::new(server), Arc::new(client));
         Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(server)),
-            connector: TlsConnector::from(Arc::new(client)),
+            acceptor: TlsAcceptor::from(server.clone()),
+            connector: TlsConnector::from(client.clone()),
+            server,
+            client,
         })
     }
 
@@ -86,6 +91,21 @@ impl WanTls {
 
     pub fn connector(&self) -> &TlsConnector {
         &self.connector
+    }
+
+    /// The server end as a rustls configuration (the QUIC engine wraps it for QUIC).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server.clone()
+    }
+
+    /// The client end as a rustls configuration.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.client.clone()
+    }
+
+    /// The name the client end asks for.
+    pub fn server_name_str() -> &'static str {
+        SERVER_NAME
     }
 
     pub fn server_name() -> ServerName<'static> {
