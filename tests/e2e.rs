@@ -129,6 +129,20 @@ fn cell(name: &str, flow: Flow, engine: &str, plaintext: bool) {
         !listening.contains(&format!("{GN2_LAN_IP}:")),
         "listeners left after release:\n{listening}"
     );
+    // No UDP socket is left on either gateway (the quic engine's tunnels).
+    for host in [Host::Gn1, Host::Gn2] {
+        let ss = s
+            .topology()
+            .command(host, "ss")
+            .args(["-Huan"])
+            .output()
+            .expect("ss");
+        let udp = String::from_utf8_lossy(&ss.stdout);
+        assert!(
+            udp.trim().is_empty(),
+            "UDP sockets left after release:\n{udp}"
+        );
+    }
 }
 
 #[test]
@@ -183,6 +197,18 @@ fn two_step_dpdk() {
     cell("td", Flow::TwoStep, "dpdk", true);
 }
 
+/// Both gateways on the QUIC tunnel: TCP on the LAN legs, one QUIC connection per stream
+/// between the gateways, each on its own event loop.
+#[test]
+fn connect_quic() {
+    cell("cq", Flow::Connect, "quic", false);
+}
+
+#[test]
+fn two_step_quic() {
+    cell("tq", Flow::TwoStep, "quic", false);
+}
+
 /// iperf3 (control and data connections) through both gateways, both directions.
 #[test]
 fn iperf3_through_the_tunnel() {
@@ -192,6 +218,11 @@ fn iperf3_through_the_tunnel() {
 #[test]
 fn iperf3_through_sockmap_gateways() {
     iperf3_case("im", "sockmap", true);
+}
+
+#[test]
+fn iperf3_through_quic_gateways() {
+    iperf3_case("iq", "quic", false);
 }
 
 #[test]
@@ -284,12 +315,18 @@ fn copy_over_a_lossy_wan() {
     lossy_wan_case("cl", "copy");
 }
 
+#[test]
+fn quic_over_a_lossy_wan() {
+    lossy_wan_case("ql", "quic");
+}
+
 fn lossy_wan_case(name: &str, engine: &str) {
     let _serial = serial();
     require_root();
     let mut o = ScenarioOptions::new(&prefix(name));
     o.engine = engine.into();
-    o.wan_plaintext = true;
+    // QUIC always encrypts; the others run plaintext so every engine can be compared.
+    o.wan_plaintext = engine != "quic";
     let mut link = WanProfile::Metro
         .link()
         .expect("metro is an emulated profile");

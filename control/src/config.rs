@@ -11,7 +11,7 @@
 //! server_crt = "server.crt"
 //! server_key = "server.key"
 //! # client_ca = "clients-ca.pem" # require client certificates (mTLS)
-//! engine = "auto"                # auto | copy | splice | sockmap | dpdk
+//! engine = "auto"                # auto | copy | splice | sockmap | dpdk | quic
 //! # cores = [0, 1]               # data-path cores (default: all online)
 //! buffer_size = "4M"             # copy engine, bytes buffered per direction per connection
 //! pipe_size = "1M"               # splice engine, pipe capacity per direction
@@ -22,6 +22,14 @@
 //! # dpdk_ports = ["name=wan,ipv4=172.16.1.1/24,iface=wan0"]  # dpdk engine: one per data port
 //! dpdk_tcp_buffer = "4M"         # dpdk engine, TCP buffer per direction per terminated socket
 //! dpdk_idle_sleep_us = 0         # dpdk engine: nap after idle rounds (0: poll, dedicated cores)
+//! quic_bandwidth = "10G"         # quic engine: WAN bottleneck, bit/s (K, M, G, T: ×1000)
+//! quic_rtt = "20ms"              # quic engine: WAN round trip; windows = bandwidth × rtt
+//! quic_cc = "cubic"              # quic engine: cubic | bbr | newreno
+//! quic_initial_mtu = 1200        # quic engine: first UDP payload size (≥ 1200)
+//! quic_max_mtu = 8972            # quic engine: path MTU discovery bound (9000-byte jumbo)
+//! quic_idle_timeout = "30s"      # quic engine: a silent peer is dropped after this
+//! quic_udp_buffer = "32M"        # quic engine: SO_RCVBUF/SO_SNDBUF (forced when root)
+//! # quic_rate = "5G"             # quic engine: pace each connection to at most this, bit/s
 //! wan_plaintext = false          # true: WAN leg unencrypted (required by splice, sockmap)
 //! allow_sources = []             # default source allow-list of listeners (empty: any)
 //! hello_timeout = 180            # seconds a req waits for its hello
@@ -68,6 +76,14 @@ pub struct Config {
     pub dpdk_ports: Vec<String>,
     pub dpdk_tcp_buffer: String,
     pub dpdk_idle_sleep_us: u64,
+    pub quic_bandwidth: String,
+    pub quic_rtt: String,
+    pub quic_cc: String,
+    pub quic_initial_mtu: u16,
+    pub quic_max_mtu: u16,
+    pub quic_idle_timeout: String,
+    pub quic_udp_buffer: String,
+    pub quic_rate: Option<String>,
     pub wan_plaintext: bool,
     pub allow_sources: Vec<String>,
     pub hello_timeout: u64,
@@ -108,6 +124,14 @@ impl Default for Config {
             dpdk_ports: Vec::new(),
             dpdk_tcp_buffer: "4M".into(),
             dpdk_idle_sleep_us: 0,
+            quic_bandwidth: "10G".into(),
+            quic_rtt: "20ms".into(),
+            quic_cc: "cubic".into(),
+            quic_initial_mtu: 1200,
+            quic_max_mtu: 8972,
+            quic_idle_timeout: "30s".into(),
+            quic_udp_buffer: "32M".into(),
+            quic_rate: None,
             wan_plaintext: false,
             allow_sources: Vec::new(),
             hello_timeout: 180,
@@ -179,9 +203,80 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("'{s}' is out of range"))
 }
 
+/// Parses a rate in bit/s: `10G`, `2.5G`, `800M`, `100000` (decimal multiples, as link
+/// rates are quoted).
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim().trim_end_matches("bit/s").trim_end_matches("bps");
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1e3,
+                'M' => 1e6,
+                'G' => 1e9,
+                'T' => 1e12,
+                _ => return Err(format!("'{s}': unknown rate suffix (use K, M, G or T)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1.0),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a rate like 10G, 2.5G or 800M (bit/s)"))?;
+    let v = n * mult;
+    if !v.is_finite() || v < 1.0 || v > 1e15 {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(v as u64)
+}
+
+/// Parses a duration: `20ms`, `1.5s`, `500us`, `2m`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(|| format!("'{s}' needs a unit: us, ms, s or m (e.g. 20ms)"))?;
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 20ms or 1.5s"))?;
+    let secs = match unit {
+        "us" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use us, ms, s or m)")),
+    };
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("'{s}' is out of range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_and_durations() {
+        assert_eq!(parse_rate("10G").unwrap(), 10_000_000_000);
+        assert_eq!(parse_rate("2.5g").unwrap(), 2_500_000_000);
+        assert_eq!(parse_rate("800Mbit/s").unwrap(), 800_000_000);
+        assert_eq!(parse_rate("100000").unwrap(), 100_000);
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("10X").is_err());
+        use std::time::Duration;
+        assert_eq!(parse_duration("20ms").unwrap(), Duration::from_millis(20));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("400us").unwrap(), Duration::from_micros(400));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("20").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
 
     #[test]
     fn sizes() {

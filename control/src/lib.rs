@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod metrics;
 pub mod ports;

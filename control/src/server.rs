@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use dataplane::quic::tunnel::QuicOptions;
 use dataplane::stack::{DpdkEngine, DpdkOptions, SharedDpdkEngine, StackOptions};
 use dataplane::{
-    AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions, Pinning, SpliceOptions,
-    Splicer,
+    AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions, Pinning, QuicEngine,
+    QuicTuning, SpliceOptions, Splicer,
 };
 use nic_profiles::{LcoreLayout, PortSpec, Profile};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
@@ -19,7 +20,7 @@ use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsCo
 use crate::auth::Authenticator;
 use crate::auth::introspect::{Introspection, IntrospectionConfig};
 use crate::auth::static_tokens::StaticTokens;
-use crate::config::{Config, parse_size};
+use crate::config::{Config, parse_duration, parse_rate, parse_size};
 use crate::ports::{PortPool, PortRange};
 use crate::service::{ControlService, Gateway, GatewaySettings};
 use crate::session::Registry;
@@ -192,6 +193,12 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
                 )),
                 _ => None,
             };
+            if kind == EngineKind::Quic && cfg.wan_plaintext {
+                bail!(
+                    "the quic engine always encrypts the WAN leg (QUIC has no plaintext mode); \
+                     remove --wan_plaintext, or pick a plaintext engine"
+                );
+            }
             let dpdk = match kind {
                 EngineKind::Dpdk => {
                     if !cfg.wan_plaintext {
@@ -240,6 +247,7 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
     let range: PortRange = cfg.port_range.parse().map_err(anyhow::Error::msg)?;
     let engine: Arc<dyn Engine> = match dpdk {
         Some(d) => Arc::new(SharedDpdkEngine(d)),
+        None if kind == EngineKind::Quic => quic_engine(cfg)?,
         None => kernel_engine(cfg, kind, splicer)?,
     };
     let auth = build_auth(cfg, secrets)?;
@@ -292,6 +300,80 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
 }
 
 /// `copy`, `splice` or `sockmap` over the per-core event loops.
+/// The data-path event loops: pinned only where the operator chose cores; otherwise one
+/// floating loop per online core.
+fn start_pool(cfg: &Config) -> anyhow::Result<Arc<CorePool>> {
+    let (cores, pinning) = match &cfg.cores {
+        Some(c) => (c.clone(), Pinning::Pinned),
+        None => (dataplane::cores::online_cores(), Pinning::Floating),
+    };
+    let pool = Arc::new(CorePool::start(&cores, pinning)?);
+    tracing::info!(?cores, ?pinning, "data-path event loops started");
+    Ok(pool)
+}
+
+/// The QUIC tuning of the config, checked.
+pub fn quic_tuning(cfg: &Config) -> anyhow::Result<QuicTuning> {
+    let msg = anyhow::Error::msg;
+    let tuning = QuicTuning {
+        bandwidth_bps: parse_rate(&cfg.quic_bandwidth)
+            .map_err(msg)
+            .context("quic_bandwidth")?,
+        rtt: parse_duration(&cfg.quic_rtt)
+            .map_err(msg)
+            .context("quic_rtt")?,
+        congestion: cfg.quic_cc.parse().context("quic_cc")?,
+        initial_mtu: cfg.quic_initial_mtu,
+        max_mtu: cfg.quic_max_mtu,
+        idle_timeout: parse_duration(&cfg.quic_idle_timeout)
+            .map_err(msg)
+            .context("quic_idle_timeout")?,
+        udp_buffer: parse_size(&cfg.quic_udp_buffer)
+            .map_err(msg)
+            .context("quic_udp_buffer")?,
+        rate_bps: cfg
+            .quic_rate
+            .as_deref()
+            .map(parse_rate)
+            .transpose()
+            .map_err(msg)
+            .context("quic_rate")?,
+        ..QuicTuning::default()
+    };
+    // Keep-alives well inside the idle timeout, so a live peer is never dropped.
+    let tuning = QuicTuning {
+        keep_alive: (tuning.idle_timeout / 3).min(tuning.keep_alive),
+        ..tuning
+    };
+    tuning.validate()?;
+    Ok(tuning)
+}
+
+fn quic_engine(cfg: &Config) -> anyhow::Result<Arc<dyn Engine>> {
+    let tuning = quic_tuning(cfg)?;
+    let pool = start_pool(cfg)?;
+    let w = tuning.windows();
+    tracing::info!(
+        bandwidth_bps = tuning.bandwidth_bps,
+        rtt = ?tuning.rtt,
+        cc = tuning.congestion.name(),
+        initial_mtu = tuning.initial_mtu,
+        max_mtu = tuning.max_mtu,
+        stream_window = w.stream_receive,
+        connection_window = w.connection_receive,
+        send_window = w.send,
+        rate_bps = ?tuning.rate_bps,
+        "quic engine tuning"
+    );
+    let probe = dataplane::quic::udp::probe(tuning.udp_buffer);
+    probe.buffers.log("quic engine");
+    let options = QuicOptions {
+        tuning,
+        ..QuicOptions::default()
+    };
+    Ok(Arc::new(QuicEngine::new(pool, options)?))
+}
+
 fn kernel_engine(
     cfg: &Config,
     kind: EngineKind,
@@ -307,18 +389,7 @@ fn kernel_engine(
         },
         ..KernelOptions::default()
     };
-    // Pin only where the operator chose cores; otherwise one floating loop per online core.
-    let (cores, pinning) = match &cfg.cores {
-        Some(c) => (c.clone(), Pinning::Pinned),
-        None => (dataplane::cores::online_cores(), Pinning::Floating),
-    };
-    let pool = Arc::new(CorePool::start(&cores, pinning)?);
-    tracing::info!(
-        ?cores,
-        ?pinning,
-        buffer_size = options.buffer_size,
-        "data-path event loops started"
-    );
+    let pool = start_pool(cfg)?;
     Ok(Arc::new(match splicer {
         Some(splicer) => {
             tracing::info!(

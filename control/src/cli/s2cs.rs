@@ -23,6 +23,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check what this host gives each data path (UDP buffers and offloads for quic, BPF for
+    /// sockmap, cores) and print the fix for what falls short. Exits 1 if a check fails.
+    Doctor {
+        /// The daemon's config file, so the checks use its values.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Manage the static token file.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -98,9 +105,9 @@ pub struct ServeArgs {
     /// Require client certificates signed by this CA (mTLS).
     #[arg(long = "client_ca", alias = "client-ca")]
     pub client_ca: Option<PathBuf>,
-    /// Data path: auto, copy, splice, sockmap or dpdk (default auto; auto picks dpdk when a NIC
-    /// profile and ports are configured and EAL starts, sockmap only with --sockmap_auto and
-    /// --wan_plaintext, else copy).
+    /// Data path: auto, copy, splice, sockmap, dpdk or quic (default auto; auto picks dpdk when
+    /// a NIC profile and ports are configured and EAL starts, sockmap only with --sockmap_auto
+    /// and --wan_plaintext, else copy; quic only when asked for).
     #[arg(long)]
     pub engine: Option<String>,
     /// Upstream's proxy type (Haproxy, StunnelSubprocess, ...). Accepted and ignored: the data
@@ -145,6 +152,31 @@ pub struct ServeArgs {
     /// never; set it when the dataplane shares its cores with other work).
     #[arg(long = "dpdk_idle_sleep_us", alias = "dpdk-idle-sleep-us")]
     pub dpdk_idle_sleep_us: Option<u64>,
+    /// quic engine: bottleneck rate of the WAN path in bit/s, e.g. 10G (default 10G); with
+    /// --quic_rtt it sizes the flow-control windows.
+    #[arg(long = "quic_bandwidth", alias = "quic-bandwidth")]
+    pub quic_bandwidth: Option<String>,
+    /// quic engine: round-trip time of the WAN path, e.g. 58ms (default 20ms).
+    #[arg(long = "quic_rtt", alias = "quic-rtt")]
+    pub quic_rtt: Option<String>,
+    /// quic engine: congestion controller, cubic, bbr or newreno (default cubic).
+    #[arg(long = "quic_cc", alias = "quic-cc")]
+    pub quic_cc: Option<String>,
+    /// quic engine: UDP payload the handshake starts with (default 1200, the QUIC minimum).
+    #[arg(long = "quic_initial_mtu", alias = "quic-initial-mtu")]
+    pub quic_initial_mtu: Option<u16>,
+    /// quic engine: upper bound of path MTU discovery (default 8972: 9000-byte jumbo frames).
+    #[arg(long = "quic_max_mtu", alias = "quic-max-mtu")]
+    pub quic_max_mtu: Option<u16>,
+    /// quic engine: a peer silent for this long is dropped, e.g. 30s (default 30s).
+    #[arg(long = "quic_idle_timeout", alias = "quic-idle-timeout")]
+    pub quic_idle_timeout: Option<String>,
+    /// quic engine: UDP socket buffers, forced past rmem_max when root (default 32M).
+    #[arg(long = "quic_udp_buffer", alias = "quic-udp-buffer")]
+    pub quic_udp_buffer: Option<String>,
+    /// quic engine: pace each QUIC connection to at most this rate in bit/s (default: no cap).
+    #[arg(long = "quic_rate", alias = "quic-rate")]
+    pub quic_rate: Option<String>,
     /// Run the WAN leg unencrypted (required by --engine splice, sockmap and dpdk). Both
     /// gateways must agree.
     #[arg(long = "wan_plaintext", alias = "wan-plaintext")]
@@ -233,6 +265,13 @@ impl ServeArgs {
             sockmap_max_backlog,
             dpdk_tcp_buffer,
             dpdk_idle_sleep_us,
+            quic_bandwidth,
+            quic_rtt,
+            quic_cc,
+            quic_initial_mtu,
+            quic_max_mtu,
+            quic_idle_timeout,
+            quic_udp_buffer,
             allow_sources,
             hello_timeout,
             hello_grace,
@@ -250,7 +289,8 @@ impl ServeArgs {
             scope,
             state_dir,
             metrics_addr,
-            nic_profile
+            nic_profile,
+            quic_rate
         );
         if !self.dpdk_ports.is_empty() {
             c.dpdk_ports = self.dpdk_ports;
@@ -309,6 +349,20 @@ pub fn main() -> anyhow::Result<()> {
                 token_out.display(),
                 token_file.display()
             );
+            Ok(())
+        }
+        Some(Command::Doctor { config }) => {
+            let cfg = match config {
+                Some(p) => Config::load(&p)?,
+                None => Config::default(),
+            };
+            let checks = crate::doctor::checks(&cfg);
+            for c in &checks {
+                println!("{c}");
+            }
+            if checks.iter().any(|c| c.level == crate::doctor::Level::Fail) {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Some(Command::Cert {

@@ -441,7 +441,10 @@ fn a_source_outside_the_admission_check_is_refused() {
     });
     match lost {
         Some(ConnectionError::ConnectionClosed(c)) => {
-            assert_eq!(c.error_code, quinn_proto::TransportErrorCode::CONNECTION_REFUSED);
+            assert_eq!(
+                c.error_code,
+                quinn_proto::TransportErrorCode::CONNECTION_REFUSED
+            );
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

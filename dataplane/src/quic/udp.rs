@@ -128,6 +128,46 @@ pub fn bind(addr: SocketAddr, buffer: usize) -> io::Result<(std::net::UdpSocket,
     Ok((sock.into(), report))
 }
 
+/// What a QUIC socket gets on this host.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpProbe {
+    pub buffers: UdpBufferReport,
+    /// Datagrams per send with UDP GSO (1: no GSO).
+    pub gso_segments: usize,
+    /// Datagrams per receive with UDP GRO (1: no GRO).
+    pub gro_segments: usize,
+}
+
+/// Opens a loopback UDP socket the way the engine does and reports what it got.
+pub fn probe(buffer: usize) -> UdpProbe {
+    let fallback = UdpProbe {
+        buffers: UdpBufferReport {
+            requested: buffer,
+            recv: 0,
+            send: 0,
+            rmem_max: buffer_limits().0,
+            wmem_max: buffer_limits().1,
+            forced: false,
+        },
+        gso_segments: 1,
+        gro_segments: 1,
+    };
+    let Ok((sock, buffers)) = bind(SocketAddr::from(([127, 0, 0, 1], 0)), buffer) else {
+        return fallback;
+    };
+    match UdpSocketState::new((&sock).into()) {
+        Ok(state) => UdpProbe {
+            buffers,
+            gso_segments: state.max_gso_segments(),
+            gro_segments: state.gro_segments(),
+        },
+        Err(_) => UdpProbe {
+            buffers,
+            ..fallback
+        },
+    }
+}
+
 /// Datagram buffers per `recvmmsg`; each holds one GRO batch of up to 64 KiB.
 const RECV_SLOTS: usize = quinn_udp::BATCH_SIZE;
 const SLOT_BYTES: usize = 64 << 10;
