@@ -225,7 +225,7 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a rate like 10G, 2.5G or 800M (bit/s)"))?;
     let v = n * mult;
-    if !v.is_finite() || v < 1.0 || v > 1e15 {
+    if !(1.0..=1e15).contains(&v) {
         return Err(format!("'{s}' is out of range"));
     }
     Ok(v as u64)
