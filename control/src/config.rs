@@ -28,7 +28,8 @@
 //! quic_initial_mtu = 1200        # quic engine: first UDP payload size (≥ 1200)
 //! quic_max_mtu = 8972            # quic engine: path MTU discovery bound (9000-byte jumbo)
 //! quic_idle_timeout = "30s"      # quic engine: a silent peer is dropped after this
-//! quic_udp_buffer = "32M"        # quic engine: SO_RCVBUF/SO_SNDBUF (forced when root)
+//! quic_udp_buffer = "32M"        # quic engine: SO_RCVBUF/SO_SNDBUF of each UDP socket
+//! quic_udp_force = true          # quic engine: force them past rmem_max (needs root)
 //! # quic_rate = "5G"             # quic engine: pace each connection to at most this, bit/s
 //! wan_plaintext = false          # true: WAN leg unencrypted (required by splice, sockmap)
 //! allow_sources = []             # default source allow-list of listeners (empty: any)
@@ -83,6 +84,7 @@ pub struct Config {
     pub quic_max_mtu: u16,
     pub quic_idle_timeout: String,
     pub quic_udp_buffer: String,
+    pub quic_udp_force: bool,
     pub quic_rate: Option<String>,
     pub wan_plaintext: bool,
     pub allow_sources: Vec<String>,
@@ -131,6 +133,7 @@ impl Default for Config {
             quic_max_mtu: 8972,
             quic_idle_timeout: "30s".into(),
             quic_udp_buffer: "32M".into(),
+            quic_udp_force: true,
             quic_rate: None,
             wan_plaintext: false,
             allow_sources: Vec::new(),

@@ -84,7 +84,7 @@ pub fn quic_checks(cfg: &Config) -> Vec<Check> {
             }];
         }
     };
-    let p = udp::probe(requested);
+    let p = udp::probe(requested, cfg.quic_udp_force);
     let b = p.buffers;
     let buffers = Check {
         name: "quic udp buffers",
@@ -94,17 +94,17 @@ pub fn quic_checks(cfg: &Config) -> Vec<Check> {
             mib(b.requested),
             mib(b.recv),
             mib(b.send),
-            if b.forced {
-                "forced with SO_RCVBUFFORCE"
-            } else {
-                "capped by the sysctls: not root"
+            match (b.forced, cfg.quic_udp_force) {
+                (true, _) => "forced with SO_RCVBUFFORCE",
+                (false, true) => "capped by the sysctls: not root",
+                (false, false) => "capped by the sysctls: quic_udp_force is off",
             },
             mib(b.rmem_max),
             mib(b.wmem_max),
             if b.is_short() {
                 format!(
-                    "; datagrams will drop at high rates: run as root or sysctl -w \
-                     net.core.rmem_max={r} net.core.wmem_max={r}",
+                    "; datagrams will drop at high rates: run as root with quic_udp_force, or \
+                     sysctl -w net.core.rmem_max={r} net.core.wmem_max={r}",
                     r = b.requested
                 )
             } else {

@@ -331,6 +331,7 @@ pub fn quic_tuning(cfg: &Config) -> anyhow::Result<QuicTuning> {
         udp_buffer: parse_size(&cfg.quic_udp_buffer)
             .map_err(msg)
             .context("quic_udp_buffer")?,
+        force_udp_buffer: cfg.quic_udp_force,
         rate_bps: cfg
             .quic_rate
             .as_deref()
@@ -365,7 +366,7 @@ fn quic_engine(cfg: &Config) -> anyhow::Result<Arc<dyn Engine>> {
         rate_bps = ?tuning.rate_bps,
         "quic engine tuning"
     );
-    let probe = dataplane::quic::udp::probe(tuning.udp_buffer);
+    let probe = dataplane::quic::udp::probe(tuning.udp_buffer, tuning.force_udp_buffer);
     probe.buffers.log("quic engine");
     let options = QuicOptions {
         tuning,

@@ -9,47 +9,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Client, Harness, test_config};
-
-fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-/// A producer app: accepts one connection, sends `send`, reads to EOF, returns what it got.
-fn producer(send: Vec<u8>) -> (String, std::thread::JoinHandle<Vec<u8>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let t = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        let mut w = s.try_clone().unwrap();
-        let writer = std::thread::spawn(move || {
-            w.write_all(&send).unwrap();
-            w.shutdown(Shutdown::Write).unwrap();
-        });
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        writer.join().unwrap();
-        got
-    });
-    (addr, t)
-}
-
-/// A consumer app: connects, sends `send`, reads to EOF.
-fn consumer(addr: &str, send: Vec<u8>) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let writer = std::thread::spawn(move || {
-        w.write_all(&send).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).unwrap();
-    writer.join().unwrap();
-    got
-}
+use common::{Client, Harness, consumer, pattern, producer, test_config};
 
 /// A producer app that echoes what it reads, until EOF; returns what it got.
 fn echo_producer() -> (String, std::thread::JoinHandle<Vec<u8>>) {

@@ -171,9 +171,12 @@ pub struct ServeArgs {
     /// quic engine: a peer silent for this long is dropped, e.g. 30s (default 30s).
     #[arg(long = "quic_idle_timeout", alias = "quic-idle-timeout")]
     pub quic_idle_timeout: Option<String>,
-    /// quic engine: UDP socket buffers, forced past rmem_max when root (default 32M).
+    /// quic engine: UDP socket buffers (default 32M).
     #[arg(long = "quic_udp_buffer", alias = "quic-udp-buffer")]
     pub quic_udp_buffer: Option<String>,
+    /// quic engine: force the UDP buffers past net.core.rmem_max (default true; needs root).
+    #[arg(long = "quic_udp_force", alias = "quic-udp-force", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub quic_udp_force: Option<bool>,
     /// quic engine: pace each QUIC connection to at most this rate in bit/s (default: no cap).
     #[arg(long = "quic_rate", alias = "quic-rate")]
     pub quic_rate: Option<String>,
@@ -272,6 +275,7 @@ impl ServeArgs {
             quic_max_mtu,
             quic_idle_timeout,
             quic_udp_buffer,
+            quic_udp_force,
             allow_sources,
             hello_timeout,
             hello_grace,

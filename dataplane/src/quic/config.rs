@@ -100,8 +100,11 @@ pub struct QuicTuning {
     /// Interval of keep-alive pings on an idle connection (keeps NAT and firewall state, and
     /// tells a live peer from a vanished one well before `idle_timeout`).
     pub keep_alive: Duration,
-    /// SO_RCVBUF/SO_SNDBUF asked for each UDP socket (forced beyond `rmem_max` when root).
+    /// SO_RCVBUF/SO_SNDBUF asked for each UDP socket.
     pub udp_buffer: usize,
+    /// Force `udp_buffer` past `net.core.rmem_max`/`wmem_max` (SO_RCVBUFFORCE, needs
+    /// CAP_NET_ADMIN); off: stay within the limits the host's administrator set.
+    pub force_udp_buffer: bool,
     /// Caps each connection's sending rate, bit/s (the session's `rate`); `None`: no cap.
     pub rate_bps: Option<u64>,
 }
@@ -117,6 +120,7 @@ impl Default for QuicTuning {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(5),
             udp_buffer: 32 << 20,
+            force_udp_buffer: true,
             rate_bps: None,
         }
     }

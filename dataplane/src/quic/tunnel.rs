@@ -167,12 +167,13 @@ impl Engine for QuicEngine {
                     (any, driver)
                 }
             };
-            let (udp, report) = udp::bind(bind_at, tuning.udp_buffer).map_err(|e| {
-                err(io::Error::new(
-                    e.kind(),
-                    format!("binding the QUIC UDP socket on {bind_at} failed: {e}"),
-                ))
-            })?;
+            let (udp, report) = udp::bind(bind_at, tuning.udp_buffer, tuning.force_udp_buffer)
+                .map_err(|e| {
+                    err(io::Error::new(
+                        e.kind(),
+                        format!("binding the QUIC UDP socket on {bind_at} failed: {e}"),
+                    ))
+                })?;
             report.log(&format!("{} stream {index}", spec.tag));
             let stream = Arc::new(StreamShared::new(index, target));
             streams.push(stream.clone());

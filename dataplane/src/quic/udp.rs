@@ -97,10 +97,12 @@ fn force_buffer(sock: &Socket, option: libc::c_int, bytes: usize) -> io::Result<
     }
 }
 
-/// Sets both buffers of `sock` to `bytes`: forced when allowed, else capped by the sysctls.
-pub fn size_buffers(sock: &Socket, bytes: usize) -> UdpBufferReport {
-    let forced = force_buffer(sock, libc::SO_RCVBUFFORCE, bytes).is_ok()
-        & force_buffer(sock, libc::SO_SNDBUFFORCE, bytes).is_ok();
+/// Sets both buffers of `sock` to `bytes`: forced when asked and allowed, else capped by the
+/// sysctls.
+pub fn size_buffers(sock: &Socket, bytes: usize, force: bool) -> UdpBufferReport {
+    let forced = force
+        && force_buffer(sock, libc::SO_RCVBUFFORCE, bytes).is_ok()
+        && force_buffer(sock, libc::SO_SNDBUFFORCE, bytes).is_ok();
     if !forced {
         let _ = sock.set_recv_buffer_size(bytes);
         let _ = sock.set_send_buffer_size(bytes);
@@ -117,12 +119,16 @@ pub fn size_buffers(sock: &Socket, bytes: usize) -> UdpBufferReport {
 }
 
 /// A non-blocking UDP socket bound to `addr` with buffers of `buffer` bytes.
-pub fn bind(addr: SocketAddr, buffer: usize) -> io::Result<(std::net::UdpSocket, UdpBufferReport)> {
+pub fn bind(
+    addr: SocketAddr,
+    buffer: usize,
+    force: bool,
+) -> io::Result<(std::net::UdpSocket, UdpBufferReport)> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         let _ = sock.set_only_v6(false);
     }
-    let report = size_buffers(&sock, buffer);
+    let report = size_buffers(&sock, buffer, force);
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     Ok((sock.into(), report))
@@ -139,7 +145,7 @@ pub struct UdpProbe {
 }
 
 /// Opens a loopback UDP socket the way the engine does and reports what it got.
-pub fn probe(buffer: usize) -> UdpProbe {
+pub fn probe(buffer: usize, force: bool) -> UdpProbe {
     let fallback = UdpProbe {
         buffers: UdpBufferReport {
             requested: buffer,
@@ -152,7 +158,7 @@ pub fn probe(buffer: usize) -> UdpProbe {
         gso_segments: 1,
         gro_segments: 1,
     };
-    let Ok((sock, buffers)) = bind(SocketAddr::from(([127, 0, 0, 1], 0)), buffer) else {
+    let Ok((sock, buffers)) = bind(SocketAddr::from(([127, 0, 0, 1], 0)), buffer, force) else {
         return fallback;
     };
     match UdpSocketState::new((&sock).into()) {
@@ -316,5 +322,32 @@ impl UdpIo {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unforced_buffers_stay_within_the_sysctls_and_are_reported_short() {
+        let (rmem_max, _) = buffer_limits();
+        let asked = (rmem_max * 4).max(1 << 20);
+        let (_sock, r) = bind(SocketAddr::from(([127, 0, 0, 1], 0)), asked, false).unwrap();
+        assert!(!r.forced);
+        // Linux doubles the value set; capped at rmem_max that is at most 2 × rmem_max.
+        assert!(r.recv <= 2 * rmem_max, "{r:?}");
+        assert!(r.is_short(), "{r:?}");
+    }
+
+    #[test]
+    fn forced_buffers_reach_the_size_asked_as_root() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            panic!("this test needs root (SO_RCVBUFFORCE); run it as root, as CI does");
+        }
+        let asked = 48 << 20;
+        let (_sock, r) = bind(SocketAddr::from(([127, 0, 0, 1], 0)), asked, true).unwrap();
+        assert!(r.forced && !r.is_short(), "{r:?}");
     }
 }
