@@ -362,3 +362,119 @@ fn lossy_wan_case(name: &str, engine: &str) {
     );
     s.release(&session).expect("release");
 }
+
+/// A peer gateway that vanishes (its WAN link goes down mid-connection): the QUIC idle timeout
+/// ends the tunnel on the other gateway, the consumer app is reset, the gateway's counters show
+/// nothing open, and once the link is back a new connection goes through.
+#[test]
+fn quic_drops_a_vanished_peer_after_the_idle_timeout() {
+    let _serial = serial();
+    require_root();
+    let mut o = ScenarioOptions::new(&prefix("qv"));
+    o.engine = "quic".into();
+    o.s2cs_args = vec!["--quic_idle_timeout".into(), "3s".into()];
+    let s = Scenario::start(o).unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"));
+    // A producer that greets every connection and then holds it open.
+    let mut producer = s
+        .topology()
+        .command(Host::Prod, "python3")
+        .args([
+            "-c",
+            &format!(
+                "import socket,threading,time\n\
+                 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                 s.bind(('{PROD_APP_IP}',7000)); s.listen(8)\n\
+                 def serve(c):\n    c.sendall(b'hello'); time.sleep(120)\n\
+                 while True:\n    c,_=s.accept(); threading.Thread(target=serve,args=(c,),daemon=True).start()\n"
+            ),
+        ])
+        .spawn()
+        .expect("python3");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let session = s.connect(1, &[7000]).expect("connect");
+    let l = session.cons_listeners[0];
+    // A consumer that reads the greeting, then waits for whatever ends the connection.
+    let consumer = |host_wait: &str| {
+        s.topology()
+            .command(Host::Cons, "python3")
+            .args([
+                "-c",
+                &format!(
+                    "import socket,sys\n\
+                     c=socket.create_connection(('{}',{}),timeout=5); assert c.recv(5)==b'hello'\n\
+                     print('greeted',flush=True); c.settimeout({host_wait})\n\
+                     try:\n    d=c.recv(1); print('eof' if not d else 'data')\n\
+                     except ConnectionResetError: print('reset')\n\
+                     except socket.timeout: print('timeout')\n",
+                    l.ip(),
+                    l.port()
+                ),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3")
+    };
+    let held = consumer("60");
+    let wait = |what: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let st = s.status(&session, "gn2").expect("status");
+            if f(&st) {
+                return st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {st}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait("the connection", &|st| sum(st, "active_connections") == 1);
+    let link = |state: &str| {
+        let ok = s
+            .topology()
+            .command(Host::Gn1, "ip")
+            .args(["link", "set", "wan0", state])
+            .status()
+            .expect("ip")
+            .success();
+        assert!(ok, "ip link set wan0 {state} failed");
+    };
+    link("down");
+    let cut = std::time::Instant::now();
+    let out = held.wait_with_output().expect("consumer");
+    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let waited = cut.elapsed();
+    assert!(
+        seen.contains("greeted") && seen.contains("reset"),
+        "consumer saw: {seen}"
+    );
+    // Keep-alives every second, idle timeout 3 s: the tunnel ends within a few seconds, not
+    // the 60 s the consumer was willing to wait.
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "took {waited:?}"
+    );
+    let st = wait("the gateway to record the loss", &|st| {
+        sum(st, "active_connections") == 0
+            && st["streams"][0]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("timed out"))
+    });
+    eprintln!(
+        "vanished peer dropped after {waited:?}: {}",
+        st["streams"][0]["last_error"]
+    );
+    link("up");
+    let again = consumer("1");
+    let out = again.wait_with_output().expect("consumer");
+    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        seen.contains("greeted"),
+        "a new connection after the link came back must work: {seen}\ngn2:\n{}",
+        s.log("gn2")
+    );
+    s.release(&session).expect("release");
+    let _ = producer.kill();
+    let _ = producer.wait();
+}
