@@ -25,13 +25,36 @@ pub(crate) fn scistream_engine(method: &str) -> Option<&'static str> {
         "splice" => Some("splice"),
         "sockmap" => Some("sockmap"),
         "dpdk" => Some("dpdk"),
+        "quic" => Some("quic"),
+        "quic-relay" => Some("quic-relay"),
         _ => None,
     }
 }
 
+/// Methods whose apps speak QUIC (`qpub`/`qsub`) instead of TCP.
+pub(crate) fn quic_apps(method: &str) -> bool {
+    matches!(method, "quic-direct" | "quic-relay")
+}
+
+/// Methods whose WAN leg is encrypted.
+fn encrypted(method: &str) -> bool {
+    matches!(method, "copy-tls" | "quic" | "quic-relay")
+}
+
 /// Every method a benchmark accepts, in the order the reports list them.
 pub(crate) const METHODS: &[&str] = &[
-    "direct", "copy", "copy-tls", "splice", "sockmap", "dpdk", "haproxy", "nginx", "socat",
+    "direct",
+    "copy",
+    "copy-tls",
+    "splice",
+    "sockmap",
+    "dpdk",
+    "quic",
+    "quic-direct",
+    "quic-relay",
+    "haproxy",
+    "nginx",
+    "socat",
 ];
 
 /// Checks method names before anything is built.
@@ -99,7 +122,7 @@ impl Deployment {
         let dir = std::env::temp_dir().join(format!("s2bench-{method}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let (kind, targets, gateways) = if method == "direct" {
+        let (kind, targets, gateways) = if method == "direct" || method == "quic-direct" {
             let topo = topology(o).up_guarded()?;
             let targets = ports
                 .iter()
@@ -109,7 +132,7 @@ impl Deployment {
         } else if let Some(engine) = scistream_engine(method) {
             let mut so = ScenarioOptions::new(PREFIX);
             so.engine = engine.into();
-            so.wan_plaintext = method != "copy-tls";
+            so.wan_plaintext = !encrypted(method);
             so.cores = o.cores.clone();
             so.s2cs_args = o.s2cs_args.clone();
             so.wan = o.wan.clone();

@@ -84,6 +84,12 @@ struct Path {
 pub(crate) fn run(plan: &Plan) -> Result<()> {
     testbed::require_root()?;
     crate::deploy::check_methods(&plan.methods)?;
+    if let Some(m) = plan.methods.iter().find(|m| crate::deploy::quic_apps(m)) {
+        anyhow::bail!(
+            "{m} needs QUIC apps, which the gateways benchmark (iperf-style TCP) does not run; use \
+             s2bench matrix --methods {m} --workloads tcp"
+        );
+    }
     crate::deploy::remove_leftovers()?;
     let bin = default_bin_dir();
     ensure!(

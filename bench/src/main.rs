@@ -71,6 +71,10 @@ enum Command {
     Tpub(pubsub::tcp::PubArgs),
     /// Connect, read stamped messages: goodput, jitter, one-way latency, loss and reordering as JSON.
     Tsub(pubsub::tcp::SubArgs),
+    /// Listen on UDP, print READY, send stamped messages on one QUIC stream.
+    Qpub(pubsub::quic::PubArgs),
+    /// Connect over QUIC, read stamped messages: the same JSON report as tsub.
+    Qsub(pubsub::quic::SubArgs),
     /// The gateway benchmark on the testbed (needs root and the peer proxies installed).
     Gateways {
         /// Methods, comma separated: direct, copy, copy-tls, splice, sockmap, dpdk, haproxy,
@@ -163,6 +167,8 @@ fn main() -> ExitCode {
         Command::Zsub(a) => pubsub::zeromq::subscribe(&a),
         Command::Tpub(a) => pubsub::tcp::publish(&a),
         Command::Tsub(a) => pubsub::tcp::subscribe(&a),
+        Command::Qpub(a) => pubsub::quic::publish(&a),
+        Command::Qsub(a) => pubsub::quic::subscribe(&a),
         Command::Gateways {
             methods,
             msg_sizes,

@@ -56,6 +56,13 @@ fn check(p: &Plan) -> Result<()> {
             "unknown workload '{w}'; valid: zmq (the paper's pub/sub), tcp (stamped raw TCP)"
         );
     }
+    if p.methods.iter().any(|m| deploy::quic_apps(m)) {
+        ensure!(
+            p.workloads.iter().all(|w| w == "tcp"),
+            "quic-direct and quic-relay run QUIC apps, which carry only the stamped-message \
+             workload: use --workloads tcp"
+        );
+    }
     ensure!(p.repeat > 0, "--repeat must be at least 1");
     for &size in &p.sizes {
         ensure!(
@@ -183,7 +190,7 @@ pub(crate) fn run(plan: &Plan, o: &RunOptions) -> Result<()> {
                     d.finish()?;
                     break 'outer;
                 }
-                let c = match run_cell(&d, &bin, workload, size, plan.dataset_bytes) {
+                let c = match run_cell(&d, &bin, method, wan, workload, size, plan.dataset_bytes) {
                     Ok(r) => measured(r, workload, wan, method, size, rep),
                     Err(e) => failed(workload, wan, method, size, rep, &format!("{e:#}")),
                 };
@@ -236,6 +243,11 @@ pub(crate) fn run(plan: &Plan, o: &RunOptions) -> Result<()> {
     Ok(())
 }
 
+/// The RTT QUIC windows are sized for: the profile's, at least 1 ms (LAN).
+fn quic_rtt_ms(wan: WanProfile) -> f64 {
+    (wan.rtt().as_secs_f64() * 1e3).max(1.0)
+}
+
 fn deploy_options(plan: &Plan, method: &str, wan: WanProfile) -> DeployOptions {
     let mut s2cs_args = Vec::new();
     if method == "dpdk" {
@@ -244,6 +256,10 @@ fn deploy_options(plan: &Plan, method: &str, wan: WanProfile) -> DeployOptions {
         let bdp = 2.5e9 / 8.0 * wan.rtt().as_secs_f64();
         let buf = ((2.0 * bdp) as u64).clamp(4 << 20, 64 << 20);
         s2cs_args.extend(["--dpdk_tcp_buffer".to_owned(), buf.to_string()]);
+    }
+    if method.starts_with("quic") {
+        // QUIC windows from the profile's RTT (and the default 10 Gbit/s).
+        s2cs_args.extend(["--quic_rtt".to_owned(), quic_rtt_ms(wan).to_string() + "ms"]);
     }
     DeployOptions {
         cores: plan.cores.clone(),
@@ -287,10 +303,14 @@ struct Measured {
 fn run_cell(
     d: &Deployment,
     bin: &Path,
+    method: &str,
+    wan: WanProfile,
     workload: &str,
     size: u64,
     dataset: u64,
 ) -> Result<Measured> {
+    let quic = deploy::quic_apps(method);
+    let rtt_ms = quic_rtt_ms(wan).to_string();
     let topo = d.topology();
     let s2bench = bin.join("s2bench");
     let (data, sync) = (d.targets[0], d.targets[1]);
@@ -307,17 +327,22 @@ fn run_cell(
             .args(["--bind-ip", &PROD_APP_IP.to_string()])
             .args(["--port", &DATA_PORT.to_string()])
             .args(["--sync", &SYNC_PORT.to_string()]);
+    } else if quic {
+        publisher
+            .arg("qpub")
+            .args(["--listen", &format!("{PROD_APP_IP}:{DATA_PORT}")])
+            .args(["--rtt-ms", &rtt_ms]);
     } else {
         publisher
             .arg("tpub")
             .args(["--listen", &format!("{PROD_APP_IP}:{DATA_PORT}")]);
     }
-    let publisher = KillOnDrop(
+    let mut publisher = KillOnDrop(
         publisher
             .args(["--size", &size.to_string()])
             .args(["--dataset", &dataset.to_string()])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(if quic { Stdio::piped() } else { Stdio::null() })
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting the {workload} publisher"))?,
@@ -327,8 +352,16 @@ fn run_cell(
     } else {
         &[DATA_PORT]
     };
-    for &port in ports {
-        crate::peers::wait_listening(topo, Host::Prod, SocketAddr::new(PROD_APP_IP.into(), port))?;
+    if quic {
+        wait_ready(&mut publisher)?;
+    } else {
+        for &port in ports {
+            crate::peers::wait_listening(
+                topo,
+                Host::Prod,
+                SocketAddr::new(PROD_APP_IP.into(), port),
+            )?;
+        }
     }
     let cpu0 = machine_busy_secs();
     let gw0 = gateway_cpu();
@@ -345,6 +378,11 @@ fn run_cell(
                 .args(["--sync", &sync.port().to_string()])
                 // Nothing for 10 s is a failed run; it also bounds the FIN_ACK wait.
                 .args(["--idle-timeout", "10"]);
+        }
+        _ if quic => {
+            sub.arg("qsub")
+                .args(["--connect", &data.to_string()])
+                .args(["--rtt-ms", &rtt_ms]);
         }
         _ => {
             sub.arg("tsub").args(["--connect", &data.to_string()]);
@@ -378,6 +416,19 @@ fn run_cell(
         gateway_cpu_s: (!d.gateways[0].is_empty()).then_some([gw1[0] - gw0[0], gw1[1] - gw0[1]]),
         mem,
     })
+}
+
+/// Waits for a publisher's READY line (UDP listeners do not show in `ss -lt`).
+fn wait_ready(p: &mut KillOnDrop) -> Result<()> {
+    use std::io::BufRead;
+    let out = p.0.stdout.take().context("publisher stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line)?;
+    ensure!(
+        line.trim() == "READY",
+        "the publisher did not start: {line:?}"
+    );
+    Ok(())
 }
 
 /// Waits (bounded) for the publisher to finish its STOP/FIN exchange; returns its stderr as

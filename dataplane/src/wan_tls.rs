@@ -23,6 +23,8 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 /// The name the client asks for; the pinned-certificate check does not depend on it.
 const SERVER_NAME: &str = "scistream-wan";
 const HKDF_SALT: &[u8] = b"scistream-rs/wan-identity/v1";
+/// The salt of the identity QUIC apps share with the gateways of their session (app relay).
+const APP_SALT: &[u8] = b"scistream-rs/app-identity/v1";
 
 /// Why a WAN TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +55,18 @@ impl std::fmt::Debug for WanTls {
 impl WanTls {
     /// Derives the session identity from `secret` and builds both TLS ends.
     pub fn from_secret(secret: &[u8]) -> Result<Self, WanTlsError> {
-        let (cert, key) = session_identity(secret)?;
+        Self::derive(secret, HKDF_SALT)
+    }
+
+    /// The identity QUIC apps of session `uid` and its gateways share on the LAN legs of the
+    /// QUIC app relay: derived from the uid (which upstream hands to apps), with a salt of its
+    /// own, so it never equals the WAN identity even in the two-step flow.
+    pub fn for_apps(uid: &[u8]) -> Result<Self, WanTlsError> {
+        Self::derive(uid, APP_SALT)
+    }
+
+    fn derive(secret: &[u8], salt: &[u8]) -> Result<Self, WanTlsError> {
+        let (cert, key) = session_identity(secret, salt)?;
         // AES-128-GCM first: the cheapest AEAD with AES-NI, which matters at tens of Gbit/s;
         // AES-256-GCM and ChaCha20-Poly1305 stay available.
         let mut provider = rustls::crypto::ring::default_provider();
@@ -117,12 +130,13 @@ impl WanTls {
 /// The deterministic certificate and key of a session.
 fn session_identity(
     secret: &[u8],
+    salt: &[u8],
 ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), WanTlsError> {
     if secret.is_empty() {
         return Err(WanTlsError::EmptySecret);
     }
     let mut seed = [0u8; 32];
-    hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT)
+    hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
         .extract(secret)
         .expand(&[b"ed25519 seed"], Len(32))
         .and_then(|okm| okm.fill(&mut seed))
@@ -260,13 +274,18 @@ mod tests {
 
     #[test]
     fn identity_is_deterministic_and_secret_dependent() {
-        let (a1, _) = session_identity(b"uid-1").unwrap();
-        let (a2, _) = session_identity(b"uid-1").unwrap();
-        let (b, _) = session_identity(b"uid-2").unwrap();
+        let (a1, _) = session_identity(b"uid-1", HKDF_SALT).unwrap();
+        let (a2, _) = session_identity(b"uid-1", HKDF_SALT).unwrap();
+        let (b, _) = session_identity(b"uid-2", HKDF_SALT).unwrap();
+        let (app, _) = session_identity(b"uid-1", APP_SALT).unwrap();
         assert_eq!(a1, a2);
         assert_ne!(a1, b);
+        assert_ne!(
+            a1, app,
+            "the app identity must differ from the WAN identity"
+        );
         assert!(matches!(
-            session_identity(b""),
+            session_identity(b"", HKDF_SALT),
             Err(WanTlsError::EmptySecret)
         ));
     }

@@ -4,12 +4,14 @@
 //!   `sub_bench.py`, wire compatible with them), reporting goodput, efficiency and jitter.
 //! - `tpub` / `tsub` ([`tcp`]): raw TCP with stamped, fixed-size messages ([`framing`]), which
 //!   adds one-way latency and loss / reorder / duplicate detection.
+//! - `qpub` / `qsub` ([`quic`]): the same stamped messages over one QUIC stream, for QUIC apps.
 //!
 //! Both subscribers print one JSON object on stdout and compute their metrics with
 //! [`crate::metrics`]. Publishers send as fast as they can unless paced with `--pace-hz`.
 
 mod framing;
 mod protocol;
+pub(crate) mod quic;
 pub(crate) mod tcp;
 pub(crate) mod zeromq;
 

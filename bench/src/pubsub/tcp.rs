@@ -90,24 +90,30 @@ pub(crate) fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-pub(crate) fn publish(a: &PubArgs) -> Result<()> {
-    let size32 = checked_size(a.size)?;
-    let count = match (a.count, a.dataset) {
-        (Some(n), _) => sample_count(a.size, 0, Some(n))?,
-        (None, Some(d)) => sample_count(a.size, d, None)?,
+/// The message count of a publisher's arguments, checked against what `tsub` tracks.
+pub(crate) fn message_count(size: u64, count: Option<u64>, dataset: Option<u64>) -> Result<u64> {
+    let count = match (count, dataset) {
+        (Some(n), _) => sample_count(size, 0, Some(n))?,
+        (None, Some(d)) => sample_count(size, d, None)?,
         (None, None) => bail!("give --count or --dataset"),
     };
     ensure!(
         count <= MAX_COUNT,
         "{count} messages is more than tsub tracks ({MAX_COUNT}): use larger messages"
     );
-    let listener = TcpListener::bind(a.listen).with_context(|| format!("binding {}", a.listen))?;
-    println!("READY");
-    std::io::stdout().flush()?;
-    let (mut s, _) = accept_within(&listener, Duration::from_secs(a.idle_timeout))?;
-    s.set_nodelay(true)?;
+    Ok(count)
+}
+
+/// Writes `count` stamped messages of `size` bytes to `w`.
+pub(crate) fn send_messages(
+    w: &mut impl Write,
+    size: u64,
+    count: u64,
+    pace_hz: Option<f64>,
+) -> Result<()> {
+    let size32 = checked_size(size)?;
     let mut msg = vec![0x5a_u8; size32 as usize];
-    let mut pacer = Pacer::new(a.pace_hz);
+    let mut pacer = Pacer::new(pace_hz);
     for seq in 0..count {
         pacer.wait();
         Header {
@@ -117,9 +123,22 @@ pub(crate) fn publish(a: &PubArgs) -> Result<()> {
             count,
         }
         .encode(&mut msg)?;
-        s.write_all(&msg)
+        w.write_all(&msg)
             .with_context(|| format!("sending message {seq} of {count}"))?;
     }
+    w.flush()?;
+    Ok(())
+}
+
+pub(crate) fn publish(a: &PubArgs) -> Result<()> {
+    checked_size(a.size)?;
+    let count = message_count(a.size, a.count, a.dataset)?;
+    let listener = TcpListener::bind(a.listen).with_context(|| format!("binding {}", a.listen))?;
+    println!("READY");
+    std::io::stdout().flush()?;
+    let (mut s, _) = accept_within(&listener, Duration::from_secs(a.idle_timeout))?;
+    s.set_nodelay(true)?;
+    send_messages(&mut s, a.size, count, a.pace_hz)?;
     s.shutdown(Shutdown::Write)?;
     // Wait for the reader to finish so the close is clean.
     s.set_read_timeout(Some(Duration::from_secs(a.idle_timeout.max(1))))?;
@@ -255,22 +274,35 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
     let mut s = connect_within(a.connect, Duration::from_secs(a.connect_timeout))?;
     let start = Instant::now();
     s.set_read_timeout(Some(Duration::from_secs(a.idle_timeout.max(1))))?;
+    let report = receive_messages(&mut s, start, "tcp", &a.connect.to_string(), a.idle_timeout)?;
+    drop(s);
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Reads stamped messages from `r` until a clean end of stream; the clock started at `start`.
+/// `from` and `idle_timeout` only word the errors (the reader's timeout is the caller's).
+pub(crate) fn receive_messages(
+    r: &mut impl Read,
+    start: Instant,
+    workload: &str,
+    from: &str,
+    idle_timeout: u64,
+) -> Result<TcpReport> {
     let idle = |e: std::io::Error, got: u64| -> anyhow::Error {
         if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
             anyhow::anyhow!(
-                "nothing arrived from {} for {} s after {got} messages; is the path up?",
-                a.connect,
-                a.idle_timeout
+                "nothing arrived from {from} for {idle_timeout} s after {got} messages; is the \
+                 path up?"
             )
         } else {
-            anyhow::Error::new(e)
-                .context(format!("reading from {} after {got} messages", a.connect))
+            anyhow::Error::new(e).context(format!("reading from {from} after {got} messages"))
         }
     };
 
     let mut head = [0u8; HEADER_LEN];
-    if !read_full(&mut s, &mut head).map_err(|e| idle(e, 0))? {
-        bail!("{} closed the connection before any message", a.connect);
+    if !read_full(r, &mut head).map_err(|e| idle(e, 0))? {
+        bail!("{from} closed the connection before any message");
     }
     let first = Header::decode(&head).context("message 0")?;
     ensure!(
@@ -281,7 +313,7 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
     let (size, count) = (first.size as usize, first.count);
     let mut msg = vec![0u8; size];
     msg[..HEADER_LEN].copy_from_slice(&head);
-    if !read_full(&mut s, &mut msg[HEADER_LEN..]).map_err(|e| idle(e, 0))? && size > HEADER_LEN {
+    if !read_full(r, &mut msg[HEADER_LEN..]).map_err(|e| idle(e, 0))? && size > HEADER_LEN {
         bail!("stream ended inside message 0, after its header");
     }
 
@@ -309,26 +341,23 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
             last_arrival = at;
             lat.record_ns(now_ns.saturating_sub(h.sent_ns));
         }
-        if !read_full(&mut s, &mut msg).map_err(|e| idle(e, received))? {
+        if !read_full(r, &mut msg).map_err(|e| idle(e, received))? {
             break;
         }
     }
-    drop(s);
 
     let distinct = seqs.distinct();
     let elapsed = last_arrival.as_secs_f64();
     let l = lat.summary();
-    let report = TcpReport {
-        arrivals: Arrivals::new("tcp", size as u64, count, distinct, elapsed, &gaps),
+    Ok(TcpReport {
+        arrivals: Arrivals::new(workload, size as u64, count, distinct, elapsed, &gaps),
         latency_p50_us: l.p50_us,
         latency_p99_us: l.p99_us,
         latency_max_us: l.max_us,
         lost: seqs.lost(),
         reordered: seqs.reordered,
         duplicates: seqs.duplicates,
-    };
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use quinn_proto::{
     ConnectionError, ConnectionHandle, Dir, ReadError, ReadableError, StreamEvent, StreamId,
     Transmit, VarInt, WriteError,
@@ -275,9 +275,8 @@ enum TcpLeg {
 struct Flow {
     tcp: TcpLeg,
     peer: SocketAddr,
-    /// Bytes read from TCP that QUIC has not accepted yet.
-    up: Vec<u8>,
-    up_at: usize,
+    /// Bytes read from TCP that QUIC has not accepted yet (handed over without a copy).
+    up: Bytes,
     tcp_eof: bool,
     fin_sent: bool,
     /// Bytes read from QUIC that TCP has not accepted yet.
@@ -292,8 +291,7 @@ impl Flow {
         Self {
             tcp,
             peer,
-            up: Vec::new(),
-            up_at: 0,
+            up: Bytes::new(),
             tcp_eof: false,
             fin_sent: false,
             down: None,
@@ -774,11 +772,14 @@ impl Tunnel {
 
         // TCP → QUIC.
         loop {
-            if flow.up_at < flow.up.len() {
-                match conn.send_stream(id).write(&flow.up[flow.up_at..]) {
-                    Ok(n) => {
-                        flow.up_at += n;
-                        count(true, n);
+            if !flow.up.is_empty() {
+                match conn
+                    .send_stream(id)
+                    .write_chunks(std::slice::from_mut(&mut flow.up))
+                {
+                    Ok(w) => {
+                        // `write_chunks` advances `flow.up` past what it took.
+                        count(true, w.bytes);
                         moved = true;
                         continue;
                     }
@@ -807,19 +808,17 @@ impl Tunnel {
                 Poll::Ready(Err(e)) => return (Outcome::Fail(format!("TCP leg: {e}")), true),
                 Poll::Ready(Ok(())) => {}
             }
-            flow.up.resize(self.ctx.options.chunk, 0);
-            flow.up_at = 0;
-            match tcp.try_read(&mut flow.up) {
+            let mut buf = BytesMut::with_capacity(self.ctx.options.chunk);
+            match tcp.try_read_buf(&mut buf) {
                 Ok(0) => {
-                    flow.up.clear();
                     flow.tcp_eof = true;
                     moved = true;
                 }
-                Ok(n) => {
-                    flow.up.truncate(n);
+                Ok(_) => {
+                    flow.up = buf.freeze();
                     moved = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => flow.up.clear(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return (Outcome::Fail(format!("TCP leg: {e}")), true),
             }
         }
