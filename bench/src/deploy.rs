@@ -98,6 +98,8 @@ pub(crate) struct Deployment {
     pub(crate) targets: Vec<SocketAddr>,
     /// The processes of GN1 and of GN2 whose CPU counts as gateway (empty for direct).
     pub(crate) gateways: [Vec<u32>; 2],
+    /// The session uid QUIC apps derive their identity from (a fixed one without gateways).
+    pub(crate) uid: String,
     dir: PathBuf,
 }
 
@@ -171,10 +173,15 @@ impl Deployment {
             }
             (Kind::Peer { children, topo }, targets, pids)
         };
+        let uid = match &kind {
+            Kind::Scistream { session, .. } => session.uid()?,
+            _ => "s2bench".into(),
+        };
         Ok(Self {
             kind,
             targets,
             gateways,
+            uid,
             dir,
         })
     }

@@ -331,7 +331,7 @@ fn run_cell(
         publisher
             .arg("qpub")
             .args(["--listen", &format!("{PROD_APP_IP}:{DATA_PORT}")])
-            .args(["--rtt-ms", &rtt_ms]);
+            .args(["--rtt-ms", &rtt_ms, "--uid", &d.uid]);
     } else {
         publisher
             .arg("tpub")
@@ -382,7 +382,7 @@ fn run_cell(
         _ if quic => {
             sub.arg("qsub")
                 .args(["--connect", &data.to_string()])
-                .args(["--rtt-ms", &rtt_ms]);
+                .args(["--rtt-ms", &rtt_ms, "--uid", &d.uid]);
         }
         _ => {
             sub.arg("tsub").args(["--connect", &data.to_string()]);

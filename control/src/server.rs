@@ -193,7 +193,7 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
                 )),
                 _ => None,
             };
-            if kind == EngineKind::Quic && cfg.wan_plaintext {
+            if matches!(kind, EngineKind::Quic | EngineKind::QuicRelay) && cfg.wan_plaintext {
                 bail!(
                     "the quic engine always encrypts the WAN leg (QUIC has no plaintext mode); \
                      remove --wan_plaintext, or pick a plaintext engine"
@@ -247,7 +247,9 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
     let range: PortRange = cfg.port_range.parse().map_err(anyhow::Error::msg)?;
     let engine: Arc<dyn Engine> = match dpdk {
         Some(d) => Arc::new(SharedDpdkEngine(d)),
-        None if kind == EngineKind::Quic => quic_engine(cfg)?,
+        None if matches!(kind, EngineKind::Quic | EngineKind::QuicRelay) => {
+            quic_engine(cfg, kind == EngineKind::QuicRelay)?
+        }
         None => kernel_engine(cfg, kind, splicer)?,
     };
     let auth = build_auth(cfg, secrets)?;
@@ -350,7 +352,7 @@ pub fn quic_tuning(cfg: &Config) -> anyhow::Result<QuicTuning> {
     Ok(tuning)
 }
 
-fn quic_engine(cfg: &Config) -> anyhow::Result<Arc<dyn Engine>> {
+fn quic_engine(cfg: &Config, relay: bool) -> anyhow::Result<Arc<dyn Engine>> {
     let tuning = quic_tuning(cfg)?;
     let pool = start_pool(cfg)?;
     let w = tuning.windows();
@@ -372,7 +374,11 @@ fn quic_engine(cfg: &Config) -> anyhow::Result<Arc<dyn Engine>> {
         tuning,
         ..QuicOptions::default()
     };
-    Ok(Arc::new(QuicEngine::new(pool, options)?))
+    Ok(Arc::new(if relay {
+        QuicEngine::relay(pool, options)?
+    } else {
+        QuicEngine::new(pool, options)?
+    }))
 }
 
 fn kernel_engine(

@@ -279,6 +279,7 @@ impl Gateway {
                 let leases = std::mem::take(&mut data.leases);
                 let spec = ProxySpec {
                     tag: session.tag.clone(),
+                    uid: session.uid.clone(),
                     listeners: leases.into_iter().map(|l| l.listener).collect(),
                     targets: resolved.clone(),
                     wan_side,

@@ -30,6 +30,9 @@ pub enum EngineKind {
     /// TCP on the LAN legs, QUIC between the gateways (`quic`): always encrypted, one QUIC
     /// connection per stream on its own event loop.
     Quic,
+    /// QUIC app relay (`quic-relay`, the paper's QUIC proxy): apps speak QUIC; each gateway
+    /// terminates the LAN connection and re-originates one on the WAN.
+    QuicRelay,
 }
 
 impl EngineKind {
@@ -40,13 +43,14 @@ impl EngineKind {
             Self::Sockmap => "sockmap",
             Self::Dpdk => "dpdk",
             Self::Quic => "quic",
+            Self::QuicRelay => "quic-relay",
         }
     }
 
     /// Whether the engine can carry TLS on the WAN leg.
     pub fn encrypts_wan(self) -> bool {
         match self {
-            Self::Copy | Self::Quic => true,
+            Self::Copy | Self::Quic | Self::QuicRelay => true,
             Self::Splice | Self::Sockmap | Self::Dpdk => false,
         }
     }
@@ -60,7 +64,7 @@ impl std::fmt::Display for EngineKind {
 
 /// An engine name that is not one of ours.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown engine '{0}'; choose one of: copy, splice, sockmap, dpdk, quic")]
+#[error("unknown engine '{0}'; choose one of: copy, splice, sockmap, dpdk, quic, quic-relay")]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for EngineKind {
@@ -73,6 +77,7 @@ impl FromStr for EngineKind {
             "sockmap" => Ok(Self::Sockmap),
             "dpdk" => Ok(Self::Dpdk),
             "quic" => Ok(Self::Quic),
+            "quic-relay" => Ok(Self::QuicRelay),
             _ => Err(UnknownEngine(s.to_owned())),
         }
     }
@@ -109,6 +114,8 @@ impl WanSecurity {
 pub struct ProxySpec {
     /// A short non-secret session tag, for logs.
     pub tag: String,
+    /// The session uid (the QUIC app relay derives the apps' identity from it).
+    pub uid: String,
     /// Bound listening sockets, one per stream.
     pub listeners: Vec<std::net::TcpListener>,
     /// Where stream `i` connects, one per listener.
@@ -128,7 +135,7 @@ pub enum EngineError {
     )]
     WanTlsUnsupported { engine: EngineKind },
     #[error(
-        "the quic engine always encrypts the WAN leg (QUIC has no plaintext mode) and needs the \
+        "the quic engines always encrypt the WAN leg (QUIC has no plaintext mode) and need the \
          session's WAN identity; start s2cs without --wan_plaintext"
     )]
     QuicNeedsIdentity,

@@ -99,7 +99,10 @@ impl Engine for KernelEngine {
                 targets: spec.targets.len(),
             });
         }
-        if matches!(self.kind, EngineKind::Dpdk | EngineKind::Quic) {
+        if matches!(
+            self.kind,
+            EngineKind::Dpdk | EngineKind::Quic | EngineKind::QuicRelay
+        ) {
             return Err(EngineError::Unavailable {
                 engine: self.kind,
                 reason: "not a kernel-socket engine (it has an engine of its own)".into(),
@@ -359,18 +362,20 @@ async fn connect_and_relay(
                     .await
                 }
                 // `start` refuses `sockmap` without a splicer and the engines that are not
-                // kernel engines (`dpdk`, `quic`), so this is `copy`.
-                EngineKind::Copy | EngineKind::Sockmap | EngineKind::Dpdk | EngineKind::Quic => {
-                    forward::relay(
-                        &mut accepted,
-                        &mut dialed,
-                        opts.buffer_size,
-                        &counters.bytes_to_target,
-                        &counters.bytes_from_target,
-                    )
-                    .await
-                    .map(drop)
-                }
+                // kernel engines (`dpdk`, `quic`, `quic-relay`), so this is `copy`.
+                EngineKind::Copy
+                | EngineKind::Sockmap
+                | EngineKind::Dpdk
+                | EngineKind::Quic
+                | EngineKind::QuicRelay => forward::relay(
+                    &mut accepted,
+                    &mut dialed,
+                    opts.buffer_size,
+                    &counters.bytes_to_target,
+                    &counters.bytes_from_target,
+                )
+                .await
+                .map(drop),
             };
             if result.is_err() {
                 reset(&accepted);

@@ -96,6 +96,13 @@ pub struct Session {
     pub setup_ms: f64,
 }
 
+impl Session {
+    /// The session uid (`s2uc` wrote it to `uid_file`).
+    pub fn uid(&self) -> std::io::Result<String> {
+        Ok(std::fs::read_to_string(&self.uid_file)?.trim().to_owned())
+    }
+}
+
 /// The verified outcome of one transfer.
 #[derive(Debug, Clone)]
 pub struct Transfer {
