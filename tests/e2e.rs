@@ -478,3 +478,124 @@ fn quic_drops_a_vanished_peer_after_the_idle_timeout() {
     let _ = producer.kill();
     let _ = producer.wait();
 }
+
+/// The QUIC app relay with the QUIC apps we ship (`s2bench qpub`/`qsub`): two streams, each
+/// through a LAN QUIC connection, the WAN QUIC connection and the far LAN connection, every
+/// message in order and none lost; a consumer app without the session's app identity is
+/// refused before any data.
+#[test]
+fn quic_relay_carries_quic_apps() {
+    let _serial = serial();
+    require_root();
+    let mut o = ScenarioOptions::new(&prefix("qr"));
+    o.engine = "quic-relay".into();
+    let s = Scenario::start(o).unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"));
+    let ports = [7000, 7001];
+    let session = s.connect(ports.len(), &ports).expect("connect");
+    assert_eq!(session.wan_security, "tls");
+    let uid = session.uid().expect("uid");
+    let s2bench = s.options.bin_dir.join("s2bench");
+    let bytes = (stream_bytes() / 4).max(64 << 20);
+    let mut publishers = Vec::new();
+    for port in ports {
+        let mut p = s
+            .topology()
+            .command(Host::Prod, &s2bench)
+            .args(["qpub", "--listen", &format!("{PROD_APP_IP}:{port}")])
+            .args([
+                "--size",
+                "1M",
+                "--dataset",
+                &bytes.to_string(),
+                "--uid",
+                &uid,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("qpub");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(p.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("READY");
+        assert_eq!(line.trim(), "READY");
+        publishers.push(p);
+    }
+    // Wrong identity first: refused in the handshake, nothing reaches a producer.
+    let l0 = session.cons_listeners[0];
+    let refused = s
+        .topology()
+        .command(Host::Cons, &s2bench)
+        .args([
+            "qsub",
+            "--connect",
+            &l0.to_string(),
+            "--uid",
+            "not-the-session",
+        ])
+        .args(["--connect-timeout", "3"])
+        .output()
+        .expect("qsub");
+    assert!(
+        !refused.status.success(),
+        "a wrong app identity must be refused"
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("handshake"), "{err}");
+    let subs: Vec<_> = session
+        .cons_listeners
+        .iter()
+        .map(|l| {
+            s.topology()
+                .command(Host::Cons, &s2bench)
+                .args(["qsub", "--connect", &l.to_string(), "--uid", &uid])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("qsub")
+        })
+        .collect();
+    for sub in subs {
+        let out = sub.wait_with_output().expect("qsub");
+        assert!(
+            out.status.success(),
+            "qsub failed: {}\ngn1:\n{}\ngn2:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            s.log("gn1"),
+            s.log("gn2")
+        );
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+        let count = bytes / (1 << 20);
+        assert_eq!(r["samples_received"], count, "{r}");
+        for field in ["lost", "reordered", "duplicates"] {
+            assert_eq!(r[field], 0, "{field}: {r}");
+        }
+        eprintln!(
+            "quic-relay stream: {:.2} Gbit/s",
+            r["goodput_gbps"].as_f64().unwrap_or(0.0)
+        );
+    }
+    for mut p in publishers {
+        assert!(p.wait().expect("qpub").success(), "qpub failed");
+    }
+    for gw in ["gn1", "gn2"] {
+        let st = s.status(&session, gw).expect("status");
+        // Each subscriber sent one byte up; the payload went down.
+        assert!(
+            sum(&st, "bytes_from_target") >= bytes * ports.len() as u64,
+            "{gw}: {st}"
+        );
+        assert_eq!(
+            sum(&st, "bytes_to_target"),
+            ports.len() as u64,
+            "{gw}: {st}"
+        );
+        assert_eq!(
+            sum(&st, "total_connections"),
+            ports.len() as u64,
+            "{gw}: {st}"
+        );
+    }
+    s.release(&session).expect("release");
+}

@@ -6,7 +6,10 @@
 //!
 //! Both apps present the session's app identity ([`WanTls::for_apps`], derived from the uid),
 //! as the gateways' LAN legs do. The subscriber opens the stream and sends one byte (a QUIC
-//! stream exists for the peer only once it carries data); the publisher then sends.
+//! stream exists for the peer only once it carries data); the publisher then sends. The
+//! subscriber finishes its side after the last message and the publisher closes only then: a
+//! QUIC acknowledgement means "received", and through a relay that is the relay, not the
+//! subscriber (closing a connection discards what the relay has not forwarded yet).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -140,6 +143,9 @@ pub(crate) fn publish(a: &PubArgs) -> Result<()> {
             .context("the subscriber opened no stream")??;
         let mut hello = [0u8; 1];
         recv.read_exact(&mut hello).await?;
+        // The subscriber finishes its side once it has read every message: that FIN, not an
+        // acknowledgement (which a relay gives before forwarding), says the data arrived.
+        let done = tokio::spawn(async move { recv.read_to_end(64).await });
         let (size, pace) = (a.size, a.pace_hz);
         let mut send = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut w = SyncIoBridge::new(send);
@@ -148,9 +154,14 @@ pub(crate) fn publish(a: &PubArgs) -> Result<()> {
         })
         .await??;
         send.finish()?;
-        // The subscriber closes once it has read everything.
-        let _ = tokio::time::timeout(wait, conn.closed()).await;
-        ep.wait_idle().await;
+        match tokio::time::timeout(wait, done).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => bail!("the subscriber did not confirm the stream: {e}"),
+            Ok(Err(e)) => bail!("waiting for the subscriber: {e}"),
+            Err(_) => bail!("the subscriber did not confirm the stream within {wait:?}"),
+        }
+        conn.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
         Ok(())
     })
 }
@@ -186,6 +197,7 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
         };
         let (mut send, recv) = conn.open_bi().await?;
         let start = Instant::now();
+        // One byte announces the stream; the FIN after the last message confirms it.
         send.write_all(b"h").await?;
         let (from, idle) = (a.connect.to_string(), a.idle_timeout);
         let report = tokio::task::spawn_blocking(move || {
@@ -194,8 +206,11 @@ pub(crate) fn subscribe(a: &SubArgs) -> Result<()> {
             receive_messages(&mut r, start, "tcp", &from, idle)
         })
         .await??;
+        send.finish()?;
+        // Closing before the FIN is acknowledged would discard it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
         conn.close(0u32.into(), b"done");
-        ep.wait_idle().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
         Ok::<_, anyhow::Error>(report)
     })?;
     println!("{}", serde_json::to_string(&report)?);
