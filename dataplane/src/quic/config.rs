@@ -13,8 +13,8 @@ use std::time::Duration;
 use quinn_proto::congestion::{BbrConfig, ControllerFactory, CubicConfig, NewRenoConfig};
 use quinn_proto::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn_proto::{
-    AckFrequencyConfig, ClientConfig, EndpointConfig, IdleTimeout, MtuDiscoveryConfig,
-    ServerConfig, TransportConfig, VarInt,
+    ClientConfig, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, ServerConfig, TransportConfig,
+    VarInt,
 };
 
 use super::rate::RateCapFactory;
@@ -204,12 +204,6 @@ impl QuicTuning {
                 IdleTimeout::try_from(self.idle_timeout).unwrap_or(IdleTimeout::from(VarInt::MAX)),
             ))
             .datagram_receive_buffer_size(None);
-        // ACK every ninth ack-eliciting packet instead of every second (both ends are ours and
-        // speak the ACK frequency extension): at 9000-byte datagrams that is one ACK per
-        // ~80 KB, a large cut of the receiver's per-packet work.
-        let mut acks = AckFrequencyConfig::default();
-        acks.ack_eliciting_threshold(VarInt::from_u32(8));
-        t.ack_frequency_config(Some(acks));
         let mut mtud = MtuDiscoveryConfig::default();
         mtud.upper_bound(self.max_mtu);
         t.mtu_discovery_config(Some(mtud));

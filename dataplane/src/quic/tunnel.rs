@@ -1066,6 +1066,8 @@ impl Tunnel {
             }
         }
         if let LanLeg::AwaitStream = flow.lan {
+            // A connection lost since the flow started waiting is dialed again.
+            self.ensure_dial(Leg::Lan);
             let Some(lan_conn) = self
                 .lan_dial
                 .as_ref()
