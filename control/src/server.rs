@@ -301,7 +301,6 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
     }))
 }
 
-/// `copy`, `splice` or `sockmap` over the per-core event loops.
 /// The data-path event loops: pinned only where the operator chose cores; otherwise one
 /// floating loop per online core.
 fn start_pool(cfg: &Config) -> anyhow::Result<Arc<CorePool>> {
@@ -381,6 +380,7 @@ fn quic_engine(cfg: &Config, relay: bool) -> anyhow::Result<Arc<dyn Engine>> {
     }))
 }
 
+/// `copy`, `splice` or `sockmap` over the per-core event loops.
 fn kernel_engine(
     cfg: &Config,
     kind: EngineKind,
