@@ -618,8 +618,9 @@ pub(crate) struct Args {
     /// options still override it). Without it: the paper's 12 sizes, 3 runs of 1 GiB.
     #[arg(long)]
     quick: bool,
-    /// Methods, comma separated (default: all): direct, copy, copy-tls, splice, sockmap,
-    /// dpdk, haproxy, nginx, socat.
+    /// Methods, comma separated (default: all that can run the workloads): direct, copy,
+    /// copy-tls, splice, sockmap, dpdk, quic, quic-direct and quic-relay (QUIC apps: --workloads
+    /// tcp only), haproxy, nginx, socat.
     #[arg(long, value_delimiter = ',')]
     methods: Option<Vec<String>>,
     /// Sample (message) sizes, comma separated, e.g. 512,4K,1M.
@@ -677,10 +678,19 @@ pub(crate) fn main(a: Args) -> Result<()> {
 }
 
 impl Args {
-    /// The full matrix: every method, the paper's twelve sizes, LAN and WAN, three runs of
+    /// The full matrix: every method the workloads allow, the paper's twelve sizes, LAN and WAN, three runs of
     /// 1 GiB each. The quick profile (a few minutes): four sizes, two runs of 64 MiB.
     pub(crate) fn plan(&self) -> Plan {
-        let all = || deploy::METHODS.iter().map(|m| (*m).to_owned()).collect();
+        // Every method that can run the chosen workloads: the QUIC-app methods carry only the
+        // stamped-message workload.
+        let tcp_only = self.workloads.iter().all(|w| w == "tcp");
+        let all = || {
+            deploy::METHODS
+                .iter()
+                .filter(|m| tcp_only || !deploy::quic_apps(m))
+                .map(|m| (*m).to_owned())
+                .collect()
+        };
         let (profile, sizes, repeat, dataset) = if self.quick {
             ("quick", vec![512, 8 << 10, 128 << 10, 1 << 20], 2, 64 << 20)
         } else {
@@ -699,5 +709,43 @@ impl Args {
             workloads: self.workloads.clone(),
             cores: self.gn1_cores.clone().zip(self.gn2_cores.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: super::Args,
+    }
+
+    fn plan(argv: &[&str]) -> super::Plan {
+        let mut all = vec!["s2bench"];
+        all.extend_from_slice(argv);
+        Cli::parse_from(all).args.plan()
+    }
+
+    #[test]
+    fn default_methods_fit_the_workloads() {
+        // ZeroMQ has no QUIC apps: the default leaves the QUIC-app methods out...
+        let p = plan(&["--quick"]);
+        assert!(p.methods.iter().any(|m| m == "quic"));
+        assert!(
+            !p.methods
+                .iter()
+                .any(|m| m == "quic-direct" || m == "quic-relay")
+        );
+        super::check(&p).unwrap();
+        // ...and takes them with the stamped-message workload alone.
+        let p = plan(&["--quick", "--workloads", "tcp"]);
+        assert!(p.methods.iter().any(|m| m == "quic-relay"));
+        super::check(&p).unwrap();
+        // Asked for explicitly with zmq, they are refused with the reason.
+        let p = plan(&["--methods", "quic-relay"]);
+        let e = super::check(&p).unwrap_err().to_string();
+        assert!(e.contains("--workloads tcp"), "{e}");
     }
 }
