@@ -364,14 +364,23 @@ async fn a_producer_reset_reaches_the_consumer_as_a_reset() {
     pair.release().await;
 }
 
-/// What a consumer app sees when the WAN leg cannot be opened: a reset and no bytes.
-fn refused_consumer(listener: String) -> std::io::Result<usize> {
-    let mut s = TcpStream::connect(listener)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.write_all(b"must not reach the producer")?;
-    let mut got = Vec::new();
-    s.read_to_end(&mut got)?;
-    Ok(got.len())
+/// A consumer app through `pair` when the WAN leg cannot be opened: it is reset, with no bytes.
+async fn assert_consumer_refused(pair: &Pair) {
+    let listener = pair.listener.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(listener)?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        s.write_all(b"must not reach the producer")?;
+        let mut got = Vec::new();
+        s.read_to_end(&mut got)?;
+        Ok::<_, std::io::Error>(got.len())
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the consumer must be reset: {r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,14 +394,7 @@ async fn a_wrong_key_is_refused_before_any_data() {
     }
     .start()
     .await;
-    let listener = pair.listener.clone();
-    let r = tokio::task::spawn_blocking(move || refused_consumer(listener))
-        .await
-        .unwrap();
-    assert!(
-        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
-        "the consumer must be reset: {r:?}"
-    );
+    assert_consumer_refused(&pair).await;
     let st = pair
         .wait(false, "the handshake failure", |s| !s.last_error.is_empty())
         .await;
@@ -415,14 +417,7 @@ async fn an_unknown_peer_gateway_is_refused_before_any_data() {
     }
     .start()
     .await;
-    let listener = pair.listener.clone();
-    let r = tokio::task::spawn_blocking(move || refused_consumer(listener))
-        .await
-        .unwrap();
-    assert!(
-        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
-        "the consumer must be reset: {r:?}"
-    );
+    assert_consumer_refused(&pair).await;
     let prod = pair
         .wait(true, "the refusal", |s| s.rejected_connections >= 1)
         .await;

@@ -242,29 +242,8 @@ pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A producer app: accepts one connection, sends `send`, reads to EOF, returns what it got.
-pub fn producer(send: Vec<u8>) -> (String, std::thread::JoinHandle<Vec<u8>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let t = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        let mut w = s.try_clone().unwrap();
-        let writer = std::thread::spawn(move || {
-            w.write_all(&send).unwrap();
-            w.shutdown(Shutdown::Write).unwrap();
-        });
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        writer.join().unwrap();
-        got
-    });
-    (addr, t)
-}
-
-/// A consumer app: connects, sends `send`, reads to EOF.
-pub fn consumer(addr: &str, send: Vec<u8>) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+/// Sends `send` and half-closes while reading `s` to EOF; returns what was read.
+fn exchange(mut s: TcpStream, send: Vec<u8>) -> Vec<u8> {
     let mut w = s.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
         w.write_all(&send).unwrap();
@@ -274,4 +253,19 @@ pub fn consumer(addr: &str, send: Vec<u8>) -> Vec<u8> {
     s.read_to_end(&mut got).unwrap();
     writer.join().unwrap();
     got
+}
+
+/// A producer app: accepts one connection, sends `send`, reads to EOF, returns what it got.
+pub fn producer(send: Vec<u8>) -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || exchange(l.accept().unwrap().0, send));
+    (addr, t)
+}
+
+/// A consumer app: connects, sends `send`, reads to EOF.
+pub fn consumer(addr: &str, send: Vec<u8>) -> Vec<u8> {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    exchange(s, send)
 }

@@ -499,6 +499,51 @@ fn reset_stream(conn: &mut Connection, id: StreamId, c: u32) {
     let _ = conn.recv_stream(id).stop(code(c));
 }
 
+/// What reading a QUIC stream gave.
+enum Chunk {
+    Data(Bytes),
+    /// The peer's FIN (or a stream already read to its end).
+    End,
+    /// Nothing buffered yet.
+    Blocked,
+}
+
+/// Reads the next chunk of at most `max` bytes from stream `id`; `Err` when the peer reset it.
+fn read_chunk(conn: &mut Connection, id: StreamId, max: usize) -> Result<Chunk, String> {
+    let mut recv = conn.recv_stream(id);
+    let mut chunks = match recv.read(true) {
+        Ok(c) => c,
+        Err(ReadableError::ClosedStream) => return Ok(Chunk::End),
+        Err(e) => return Err(format!("stream unreadable: {e}")),
+    };
+    let got = chunks.next(max);
+    let _ = chunks.finalize();
+    match got {
+        Ok(Some(c)) => Ok(Chunk::Data(c.bytes)),
+        Ok(None) => Ok(Chunk::End),
+        Err(ReadError::Blocked) => Ok(Chunk::Blocked),
+        Err(ReadError::Reset(c)) => Err(format!("the peer reset the stream ({c})")),
+    }
+}
+
+/// Hands `pending` to stream `id` without a copy (`write_chunks` advances it past what it
+/// took): `Some(bytes taken)`, `None` when flow control blocks, `Err` when the peer stopped it.
+fn write_pending(
+    conn: &mut Connection,
+    id: StreamId,
+    pending: &mut Bytes,
+) -> Result<Option<usize>, String> {
+    match conn
+        .send_stream(id)
+        .write_chunks(std::slice::from_mut(pending))
+    {
+        Ok(w) => Ok(Some(w.bytes)),
+        Err(WriteError::Blocked) => Ok(None),
+        Err(WriteError::Stopped(c)) => Err(format!("the peer stopped the stream ({c})")),
+        Err(WriteError::ClosedStream) => Err("the stream closed".into()),
+    }
+}
+
 /// Moves bytes from stream `sid` of `src` to stream `did` of `dst`, chunks handed over without
 /// a copy; FIN follows the last byte. `Ok(moved)`, or why the pair must be reset.
 #[allow(clippy::too_many_arguments)]
@@ -515,20 +560,13 @@ fn pump_quic(
     let mut moved = false;
     loop {
         if !pending.is_empty() {
-            match dst
-                .send_stream(did)
-                .write_chunks(std::slice::from_mut(pending))
-            {
-                Ok(w) => {
-                    count(w.bytes);
+            match write_pending(dst, did, pending)? {
+                Some(n) => {
+                    count(n);
                     moved = true;
                     continue;
                 }
-                Err(WriteError::Blocked) => break,
-                Err(WriteError::Stopped(c)) => {
-                    return Err(format!("the peer stopped the stream ({c})"));
-                }
-                Err(WriteError::ClosedStream) => return Err("the stream closed".into()),
+                None => break,
             }
         }
         if *src_eof {
@@ -539,22 +577,10 @@ fn pump_quic(
             }
             break;
         }
-        let mut recv = src.recv_stream(sid);
-        let mut chunks = match recv.read(true) {
-            Ok(c) => c,
-            Err(ReadableError::ClosedStream) => {
-                *src_eof = true;
-                continue;
-            }
-            Err(e) => return Err(format!("stream unreadable: {e}")),
-        };
-        let got = chunks.next(usize::MAX);
-        let _ = chunks.finalize();
-        match got {
-            Ok(Some(c)) => *pending = c.bytes,
-            Ok(None) => *src_eof = true,
-            Err(ReadError::Blocked) => break,
-            Err(ReadError::Reset(c)) => return Err(format!("the peer reset the stream ({c})")),
+        match read_chunk(src, sid, usize::MAX)? {
+            Chunk::Data(b) => *pending = b,
+            Chunk::End => *src_eof = true,
+            Chunk::Blocked => break,
         }
         moved = true;
     }
@@ -1155,38 +1181,23 @@ impl Tunnel {
         let Some(conn) = self.wan.driver.conn(conn_id) else {
             return Err("connection gone".into());
         };
-        let mut recv = conn.recv_stream(id);
-        let mut chunks = recv
-            .read(true)
-            .map_err(|e| format!("stream unreadable before its preamble: {e}"))?;
         let mut moved = false;
-        let mut bad = None;
         while *got < PREAMBLE.len() {
-            match chunks.next(PREAMBLE.len() - *got) {
-                Ok(Some(c)) => {
+            let chunk = read_chunk(conn, id, PREAMBLE.len() - *got)
+                .map_err(|e| format!("before its preamble: {e}"))?;
+            match chunk {
+                Chunk::Data(b) => {
                     moved = true;
-                    if c.bytes[..] != PREAMBLE[*got..*got + c.bytes.len()] {
-                        bad = Some("the stream does not start with the tunnel preamble");
-                        break;
+                    if b[..] != PREAMBLE[*got..*got + b.len()] {
+                        return Err("the stream does not start with the tunnel preamble".into());
                     }
-                    *got += c.bytes.len();
+                    *got += b.len();
                 }
-                Ok(None) => {
-                    bad = Some("the stream ended inside its preamble");
-                    break;
-                }
-                Err(ReadError::Blocked) => break,
-                Err(ReadError::Reset(_)) => {
-                    bad = Some("the peer reset the stream before its preamble");
-                    break;
-                }
+                Chunk::End => return Err("the stream ended inside its preamble".into()),
+                Chunk::Blocked => break,
             }
         }
-        let _ = chunks.finalize();
-        match bad {
-            Some(why) => Err(why.into()),
-            None => Ok(moved),
-        }
+        Ok(moved)
     }
 
     /// Closes every connection (the peers learn at once), flushes the close frames briefly,
@@ -1244,21 +1255,13 @@ fn pump_tcp(
     // TCP → QUIC.
     loop {
         if !flow.up.is_empty() {
-            match conn
-                .send_stream(id)
-                .write_chunks(std::slice::from_mut(&mut flow.up))
-            {
-                Ok(w) => {
-                    // `write_chunks` advanced `flow.up` past what it took.
-                    count(true, w.bytes);
+            match write_pending(conn, id, &mut flow.up)? {
+                Some(n) => {
+                    count(true, n);
                     moved = true;
                     continue;
                 }
-                Err(WriteError::Blocked) => break,
-                Err(WriteError::Stopped(c)) => {
-                    return Err(format!("the peer stopped the stream ({c})"));
-                }
-                Err(WriteError::ClosedStream) => return Err("the stream closed".into()),
+                None => break,
             }
         }
         if flow.lan_eof {
@@ -1311,22 +1314,10 @@ fn pump_tcp(
             }
             break;
         }
-        let mut recv = conn.recv_stream(id);
-        let mut chunks = match recv.read(true) {
-            Ok(c) => c,
-            Err(ReadableError::ClosedStream) => {
-                flow.wan_eof = true;
-                continue;
-            }
-            Err(e) => return Err(format!("stream unreadable: {e}")),
-        };
-        let got = chunks.next(chunk);
-        let _ = chunks.finalize();
-        match got {
-            Ok(Some(c)) => flow.down = c.bytes,
-            Ok(None) => flow.wan_eof = true,
-            Err(ReadError::Blocked) => break,
-            Err(ReadError::Reset(c)) => return Err(format!("the peer reset the stream ({c})")),
+        match read_chunk(conn, id, chunk)? {
+            Chunk::Data(b) => flow.down = b,
+            Chunk::End => flow.wan_eof = true,
+            Chunk::Blocked => break,
         }
         moved = true;
     }
