@@ -388,14 +388,22 @@ fn quic_drops_a_vanished_peer_after_the_idle_timeout() {
             &format!(
                 "import socket,threading,time\n\
                  s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-                 s.bind(('{PROD_APP_IP}',7000)); s.listen(8)\n\
+                 s.bind(('{PROD_APP_IP}',7000)); s.listen(8); print('READY',flush=True)\n\
                  def serve(c):\n    c.sendall(b'hello'); time.sleep(120)\n\
                  while True:\n    c,_=s.accept(); threading.Thread(target=serve,args=(c,),daemon=True).start()\n"
             ),
         ])
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Listening before the session exists: a consumer must never race the producer's start.
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(producer.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("producer READY");
+    assert_eq!(ready.trim(), "READY");
     let session = s.connect(1, &[7000]).expect("connect");
     let l = session.cons_listeners[0];
     // A consumer that reads the greeting, then waits for whatever ends the connection.
