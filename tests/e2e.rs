@@ -4,7 +4,7 @@
 //! and checks SHA-256 of every stream direction, then checks the gateways' byte counters and
 //! that release leaves nothing behind.
 
-use e2e::{prefix, require_root, serial, stream_bytes};
+use e2e::{Reap, prefix, require_root, serial, stream_bytes};
 use testbed::scenario::{Scenario, ScenarioOptions, Session};
 use testbed::topology::{GN2_LAN_IP, Host, PROD_APP_IP};
 use testbed::wan::WanProfile;
@@ -238,14 +238,15 @@ fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
     o.wan_plaintext = plaintext;
     o.s2cs_args = vec!["--metrics_addr".into(), format!("127.0.0.1:{METRICS_PORT}")];
     let s = Scenario::start(o).unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"));
-    let mut server = s
-        .topology()
-        .command(Host::Prod, "iperf3")
-        .args(["-s", "-B", &PROD_APP_IP.to_string(), "-p", "7100"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("iperf3 is installed (cargo xtask setup)");
+    let _server = Reap(
+        s.topology()
+            .command(Host::Prod, "iperf3")
+            .args(["-s", "-B", &PROD_APP_IP.to_string(), "-p", "7100"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("iperf3 is installed (cargo xtask setup)"),
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     let session = s.connect(1, &[7100]).expect("connect");
     let l = session.cons_listeners[0];
@@ -303,8 +304,6 @@ fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
         );
     }
     s.release(&session).expect("release");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// Frame loss (0.5 %) and the queue's tail drops on an emulated 5.5 ms WAN (the testbed's delay
@@ -380,7 +379,7 @@ fn quic_drops_a_vanished_peer_after_the_idle_timeout() {
     o.s2cs_args = vec!["--quic_idle_timeout".into(), "3s".into()];
     let s = Scenario::start(o).unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"));
     // A producer that greets every connection and then holds it open.
-    let mut producer = s
+    let mut producer = Reap(s
         .topology()
         .command(Host::Prod, "python3")
         .args([
@@ -395,11 +394,11 @@ fn quic_drops_a_vanished_peer_after_the_idle_timeout() {
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .expect("python3");
+        .expect("python3"));
     // Listening before the session exists: a consumer must never race the producer's start.
     let mut ready = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(producer.stdout.take().expect("stdout")),
+        &mut std::io::BufReader::new(producer.0.stdout.take().expect("stdout")),
         &mut ready,
     )
     .expect("producer READY");
@@ -488,8 +487,6 @@ fn quic_drops_a_vanished_peer_after_the_idle_timeout() {
         s.log("gn2")
     );
     s.release(&session).expect("release");
-    let _ = producer.kill();
-    let _ = producer.wait();
 }
 
 /// The QUIC app relay with the QUIC apps we ship (`s2bench qpub`/`qsub`): two streams, each
@@ -511,24 +508,25 @@ fn quic_relay_carries_quic_apps() {
     let bytes = (stream_bytes() / 4).max(64 << 20);
     let mut publishers = Vec::new();
     for port in ports {
-        let mut p = s
-            .topology()
-            .command(Host::Prod, &s2bench)
-            .args(["qpub", "--listen", &format!("{PROD_APP_IP}:{port}")])
-            .args([
-                "--size",
-                "1M",
-                "--dataset",
-                &bytes.to_string(),
-                "--uid",
-                &uid,
-            ])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("qpub");
+        let mut p = Reap(
+            s.topology()
+                .command(Host::Prod, &s2bench)
+                .args(["qpub", "--listen", &format!("{PROD_APP_IP}:{port}")])
+                .args([
+                    "--size",
+                    "1M",
+                    "--dataset",
+                    &bytes.to_string(),
+                    "--uid",
+                    &uid,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("qpub"),
+        );
         let mut line = String::new();
         std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(p.stdout.take().expect("stdout")),
+            &mut std::io::BufReader::new(p.0.stdout.take().expect("stdout")),
             &mut line,
         )
         .expect("READY");
@@ -590,7 +588,7 @@ fn quic_relay_carries_quic_apps() {
         );
     }
     for mut p in publishers {
-        assert!(p.wait().expect("qpub").success(), "qpub failed");
+        assert!(p.0.wait().expect("qpub").success(), "qpub failed");
     }
     for gw in ["gn1", "gn2"] {
         let st = s.status(&session, gw).expect("status");

@@ -28,3 +28,14 @@ pub fn require_root() {
 pub fn prefix(test: &str) -> String {
     format!("s2e{}{test}", std::process::id() % 10000)
 }
+
+/// A child process that is killed and reaped when the guard drops, so a failing test leaves no
+/// app running behind it.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
