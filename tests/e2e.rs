@@ -33,12 +33,24 @@ enum Flow {
     TwoStep,
 }
 
+/// Options for `engine`; `ENGINE+dpdk` runs it on the DPDK ports (`quic+dpdk`: the QUIC tunnel
+/// over UDP on the dataplane).
+fn options(name: &str, engine: &str, plaintext: bool) -> ScenarioOptions {
+    let mut o = ScenarioOptions::new(&prefix(name));
+    let (engine, dpdk) = match engine.strip_suffix("+dpdk") {
+        Some(e) => (e, true),
+        None => (engine, false),
+    };
+    o.engine = engine.into();
+    o.dpdk = dpdk;
+    o.wan_plaintext = plaintext;
+    o
+}
+
 fn start(name: &str, engine: &str, plaintext: bool) -> Scenario {
     require_root();
-    let mut o = ScenarioOptions::new(&prefix(name));
-    o.engine = engine.into();
-    o.wan_plaintext = plaintext;
-    Scenario::start(o).unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"))
+    Scenario::start(options(name, engine, plaintext))
+        .unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"))
 }
 
 fn open(s: &Scenario, flow: Flow, ports: &[u16]) -> Session {
@@ -209,6 +221,13 @@ fn two_step_quic() {
     cell("tq", Flow::TwoStep, "quic", false);
 }
 
+/// The QUIC tunnel on the DPDK ports: smoltcp TCP on the LAN legs, QUIC over smoltcp UDP on
+/// the WAN leg, all in one polling lcore per gateway.
+#[test]
+fn connect_quic_dpdk() {
+    cell("cqd", Flow::Connect, "quic+dpdk", false);
+}
+
 /// iperf3 (control and data connections) through both gateways, both directions.
 #[test]
 fn iperf3_through_the_tunnel() {
@@ -230,13 +249,17 @@ fn iperf3_through_dpdk_gateways() {
     iperf3_case("id", "dpdk", true);
 }
 
+#[test]
+fn iperf3_through_quic_dpdk_gateways() {
+    iperf3_case("iqd", "quic+dpdk", false);
+}
+
 fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
     let _serial = serial();
     require_root();
-    let mut o = ScenarioOptions::new(&prefix(name));
-    o.engine = engine.into();
-    o.wan_plaintext = plaintext;
+    let mut o = options(name, engine, plaintext);
     o.s2cs_args = vec!["--metrics_addr".into(), format!("127.0.0.1:{METRICS_PORT}")];
+    let on_dpdk = o.on_dpdk();
     let s = Scenario::start(o).unwrap_or_else(|e| panic!("starting the scenario failed: {e:#}"));
     let _server = Reap(
         s.topology()
@@ -292,7 +315,7 @@ fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
         metrics.contains("scistream_stream_bytes_to_target_total"),
         "{metrics}"
     );
-    if engine == "dpdk" {
+    if on_dpdk {
         let busy: u64 = metrics
             .lines()
             .find_map(|l| l.strip_prefix("scistream_dpdk_lcore_busy_cycles_total{lcore=\"0\"} "))
@@ -324,13 +347,16 @@ fn quic_over_a_lossy_wan() {
     lossy_wan_case("ql", "quic");
 }
 
+#[test]
+fn quic_dpdk_over_a_lossy_wan() {
+    lossy_wan_case("qld", "quic+dpdk");
+}
+
 fn lossy_wan_case(name: &str, engine: &str) {
     let _serial = serial();
     require_root();
-    let mut o = ScenarioOptions::new(&prefix(name));
-    o.engine = engine.into();
     // QUIC always encrypts; the others run plaintext so every engine can be compared.
-    o.wan_plaintext = engine != "quic";
+    let mut o = options(name, engine, !engine.starts_with("quic"));
     let mut link = WanProfile::Metro
         .link()
         .expect("metro is an emulated profile");

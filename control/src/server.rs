@@ -200,6 +200,14 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
                 );
             }
             let dpdk = match kind {
+                // QUIC on the DPDK ports when the dataplane is configured.
+                EngineKind::Quic if dpdk_configured(cfg) => Some(Arc::new(
+                    start_dpdk(cfg).context("--engine quic on the dpdk ports cannot start")?,
+                )),
+                EngineKind::QuicRelay if dpdk_configured(cfg) => bail!(
+                    "the quic-relay engine runs on kernel UDP only; remove --nic_profile and \
+                     --dpdk_port, or use --engine quic (the TCP<->QUIC tunnel) on the dpdk ports"
+                ),
                 EngineKind::Dpdk => {
                     if !cfg.wan_plaintext {
                         bail!(
@@ -246,7 +254,17 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
     }
     let range: PortRange = cfg.port_range.parse().map_err(anyhow::Error::msg)?;
     let engine: Arc<dyn Engine> = match dpdk {
-        Some(d) => Arc::new(SharedDpdkEngine(d)),
+        Some(d) if kind == EngineKind::Quic => {
+            let e = SharedDpdkEngine::quic(d, quic_options(cfg, "quic engine on dpdk")?)?;
+            if let Some(o) = e.quic_options() {
+                tracing::info!(
+                    max_mtu = o.tuning.max_mtu,
+                    "quic engine on the dpdk ports (UDP on the dataplane)"
+                );
+            }
+            Arc::new(e)
+        }
+        Some(d) => Arc::new(SharedDpdkEngine::tcp(d)),
         None if matches!(kind, EngineKind::Quic | EngineKind::QuicRelay) => {
             quic_engine(cfg, kind == EngineKind::QuicRelay)?
         }
@@ -352,8 +370,21 @@ pub fn quic_tuning(cfg: &Config) -> anyhow::Result<QuicTuning> {
 }
 
 fn quic_engine(cfg: &Config, relay: bool) -> anyhow::Result<Arc<dyn Engine>> {
-    let tuning = quic_tuning(cfg)?;
+    let options = quic_options(cfg, "quic engine")?;
+    let probe =
+        dataplane::quic::udp::probe(options.tuning.udp_buffer, options.tuning.force_udp_buffer);
+    probe.buffers.log("quic engine");
     let pool = start_pool(cfg)?;
+    Ok(Arc::new(if relay {
+        QuicEngine::relay(pool, options)?
+    } else {
+        QuicEngine::new(pool, options)?
+    }))
+}
+
+/// The QUIC engines' options from the config, logged under `what`.
+fn quic_options(cfg: &Config, what: &str) -> anyhow::Result<QuicOptions> {
+    let tuning = quic_tuning(cfg)?;
     let w = tuning.windows();
     tracing::info!(
         bandwidth_bps = tuning.bandwidth_bps,
@@ -365,19 +396,12 @@ fn quic_engine(cfg: &Config, relay: bool) -> anyhow::Result<Arc<dyn Engine>> {
         connection_window = w.connection_receive,
         send_window = w.send,
         rate_bps = ?tuning.rate_bps,
-        "quic engine tuning"
+        "{what} tuning"
     );
-    let probe = dataplane::quic::udp::probe(tuning.udp_buffer, tuning.force_udp_buffer);
-    probe.buffers.log("quic engine");
-    let options = QuicOptions {
+    Ok(QuicOptions {
         tuning,
         ..QuicOptions::default()
-    };
-    Ok(Arc::new(if relay {
-        QuicEngine::relay(pool, options)?
-    } else {
-        QuicEngine::new(pool, options)?
-    }))
+    })
 }
 
 /// `copy`, `splice` or `sockmap` over the per-core event loops.

@@ -45,6 +45,9 @@ pub struct ScenarioOptions {
     /// every engine works over it, `dpdk` included (its `net_af_packet` ports stay on
     /// `gn1:wan0`/`gn2:wan0`).
     pub wan: Option<crate::wan::WanLink>,
+    /// Run `engine` on the DPDK ports (as `dpdk` always does): `quic` then tunnels over UDP on
+    /// the dataplane instead of kernel sockets.
+    pub dpdk: bool,
 }
 
 impl ScenarioOptions {
@@ -58,7 +61,13 @@ impl ScenarioOptions {
             s2cs_args: Vec::new(),
             cores: None,
             wan: None,
+            dpdk: false,
         }
+    }
+
+    /// Whether the gateways' data veths go to the DPDK dataplane.
+    pub fn on_dpdk(&self) -> bool {
+        self.dpdk || self.engine == "dpdk"
     }
 }
 
@@ -165,7 +174,7 @@ impl Scenario {
                 .arg(work.join("user.token")),
             "s2cs token new",
         )?;
-        if options.engine == "dpdk" {
+        if options.on_dpdk() {
             prepare_dpdk(&topo)?;
         }
         let mut scenario = Self {
@@ -228,7 +237,7 @@ impl Scenario {
                 gn2.clone()
             }),
             // Two polling dataplanes on one 2-core host: one core each.
-            None if self.options.engine == "dpdk" => {
+            None if self.options.on_dpdk() => {
                 Some(if host == Host::Gn1 { "0" } else { "1" }.to_owned())
             }
             None => None,
@@ -236,7 +245,7 @@ impl Scenario {
         if let Some(c) = cores {
             cmd.args(["--cores", &c]);
         }
-        if self.options.engine == "dpdk" {
+        if self.options.on_dpdk() {
             let (lan, wan) = if host == Host::Gn1 {
                 (GN1_LAN_IP, GN1_WAN_IP)
             } else {

@@ -60,11 +60,11 @@ use crate::wan_tls::WanTls;
 pub const PREAMBLE: [u8; 8] = *b"S2QT\x00\x01\x00\x00";
 
 /// Application error codes on the wire.
-const CODE_RELEASED: u32 = 0;
+pub(crate) const CODE_RELEASED: u32 = 0;
 /// The other leg reset or failed; the peer resets its leg too.
-const CODE_RESET: u32 = 1;
+pub(crate) const CODE_RESET: u32 = 1;
 /// The stream did not start with our preamble, or went the wrong way.
-const CODE_PROTOCOL: u32 = 2;
+pub(crate) const CODE_PROTOCOL: u32 = 2;
 
 /// Tunables of the QUIC engines.
 #[derive(Debug, Clone)]
@@ -175,29 +175,8 @@ impl Engine for QuicEngine {
             None
         };
         let t = &self.options.tuning;
-        let allow = |a: &AllowList| -> Admission {
-            let a = a.clone();
-            Box::new(move |peer: SocketAddr| a.allows(peer.ip()))
-        };
-        let server = |tls: &WanTls, admit| -> Result<Driver, EngineError> {
-            Ok(Driver::new(
-                t.endpoint(),
-                Some(t.server(tls)?),
-                None,
-                admit,
-                None,
-            ))
-        };
-        let client = |tls: &WanTls| -> Result<Driver, EngineError> {
-            let c = (t.client(tls)?, WanTls::server_name_str().into());
-            Ok(Driver::new(
-                t.endpoint(),
-                None,
-                Some(c),
-                Box::new(|_| false),
-                None,
-            ))
-        };
+        let server = |tls: &WanTls, allow: &AllowList| server_driver(t, tls, allow);
+        let client = |tls: &WanTls| client_driver(t, tls);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::channel::<()>(1);
         let mut planned = Vec::with_capacity(spec.listeners.len());
@@ -221,7 +200,7 @@ impl Engine for QuicEngine {
             // gateway dials from an ephemeral port. LAN (relay): the other way round.
             let (wan, lan) = match spec.wan_side {
                 WanSide::Listener => (
-                    (bind(here)?, server(tls, allow(&spec.allow))?),
+                    (bind(here)?, server(tls, &spec.allow)?),
                     match &apps {
                         Some(a) => Some((bind(unspecified_like(target))?, client(a)?)),
                         None => None,
@@ -230,7 +209,7 @@ impl Engine for QuicEngine {
                 WanSide::Target => (
                     (bind(unspecified_like(target))?, client(tls)?),
                     match &apps {
-                        Some(a) => Some((bind(here)?, server(a, allow(&spec.allow))?)),
+                        Some(a) => Some((bind(here)?, server(a, &spec.allow)?)),
                         None => None,
                     },
                 ),
@@ -265,6 +244,35 @@ impl Engine for QuicEngine {
             done: tokio::sync::Mutex::new(Some((done_tx, done_rx))),
         }))
     }
+}
+
+/// A QUIC server endpoint proving `tls`, admitting the sources of `allow` only.
+pub(crate) fn server_driver(
+    t: &QuicTuning,
+    tls: &WanTls,
+    allow: &AllowList,
+) -> Result<Driver, EngineError> {
+    let allow = allow.clone();
+    let admit: Admission = Box::new(move |peer: SocketAddr| allow.allows(peer.ip()));
+    Ok(Driver::new(
+        t.endpoint(),
+        Some(t.server(tls)?),
+        None,
+        admit,
+        None,
+    ))
+}
+
+/// A QUIC client endpoint that proves `tls` and accepts no connections.
+pub(crate) fn client_driver(t: &QuicTuning, tls: &WanTls) -> Result<Driver, EngineError> {
+    let c = (t.client(tls)?, WanTls::server_name_str().into());
+    Ok(Driver::new(
+        t.endpoint(),
+        None,
+        Some(c),
+        Box::new(|_| false),
+        None,
+    ))
 }
 
 struct TunnelCtx {
@@ -450,10 +458,10 @@ impl Flow {
 }
 
 /// Holds one count in the active-connection gauge.
-struct Active(Arc<StreamCounters>);
+pub(crate) struct Active(Arc<StreamCounters>);
 
 impl Active {
-    fn new(counters: &Arc<StreamCounters>) -> Self {
+    pub(crate) fn new(counters: &Arc<StreamCounters>) -> Self {
         counters.active_connections.fetch_add(1, Ordering::Relaxed);
         counters.total_connections.fetch_add(1, Ordering::Relaxed);
         Self(counters.clone())
@@ -489,18 +497,18 @@ enum Outcome {
     Fail(String),
 }
 
-fn code(c: u32) -> VarInt {
+pub(crate) fn code(c: u32) -> VarInt {
     VarInt::from_u32(c)
 }
 
 /// Resets both directions of a QUIC stream (ignoring streams already gone).
-fn reset_stream(conn: &mut Connection, id: StreamId, c: u32) {
+pub(crate) fn reset_stream(conn: &mut Connection, id: StreamId, c: u32) {
     let _ = conn.send_stream(id).reset(code(c));
     let _ = conn.recv_stream(id).stop(code(c));
 }
 
 /// What reading a QUIC stream gave.
-enum Chunk {
+pub(crate) enum Chunk {
     Data(Bytes),
     /// The peer's FIN (or a stream already read to its end).
     End,
@@ -509,7 +517,7 @@ enum Chunk {
 }
 
 /// Reads the next chunk of at most `max` bytes from stream `id`; `Err` when the peer reset it.
-fn read_chunk(conn: &mut Connection, id: StreamId, max: usize) -> Result<Chunk, String> {
+pub(crate) fn read_chunk(conn: &mut Connection, id: StreamId, max: usize) -> Result<Chunk, String> {
     let mut recv = conn.recv_stream(id);
     let mut chunks = match recv.read(true) {
         Ok(c) => c,
@@ -528,7 +536,7 @@ fn read_chunk(conn: &mut Connection, id: StreamId, max: usize) -> Result<Chunk, 
 
 /// Hands `pending` to stream `id` without a copy (`write_chunks` advances it past what it
 /// took): `Some(bytes taken)`, `None` when flow control blocks, `Err` when the peer stopped it.
-fn write_pending(
+pub(crate) fn write_pending(
     conn: &mut Connection,
     id: StreamId,
     pending: &mut Bytes,

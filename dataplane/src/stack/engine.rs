@@ -18,11 +18,15 @@ use std::time::Duration;
 use nic_profiles::{LcoreLayout, PortSpec, Profile};
 
 use super::device::PortDevice;
-use super::lcore::{Command, Lcore, LcoreStats, PortAddr, StackOptions, StreamId};
+use super::lcore::{Command, Lcore, LcoreStats, PortAddr, QuicListen, StackOptions, StreamId};
 use super::steering::{EphemeralBlocks, SteeringRule};
 use crate::dpdk::flow::{self, Flow};
 use crate::dpdk::{DpdkError, Eal, LcoreJob, Mempool, Port, PortSetup};
-use crate::engine::{BoxFuture, Engine, EngineError, EngineKind, Proxy, ProxySpec, WanSecurity};
+use crate::engine::{
+    BoxFuture, Engine, EngineError, EngineKind, Proxy, ProxySpec, WanSecurity, WanSide,
+};
+use crate::quic::TuningError;
+use crate::quic::tunnel::{self, QuicOptions};
 use crate::stats::{StreamCounters, StreamStats};
 
 /// What `s2cs` configures for the `dpdk` engine.
@@ -86,6 +90,8 @@ pub struct DpdkEngine {
     port_ids: Vec<u16>,
     next_lcore: AtomicUsize,
     next_stream: AtomicU64,
+    /// IP MTU of the ports (the profile's).
+    mtu: u16,
     /// With more than one lcore: the rules steering each lcore's ephemeral block to its
     /// queue, on every port (listener rules live with their sessions).
     steering: Vec<Flow>,
@@ -212,6 +218,7 @@ impl DpdkEngine {
             port_ids: ports.iter().map(Port::id).collect(),
             next_lcore: AtomicUsize::new(0),
             next_stream: AtomicU64::new(1),
+            mtu: config.mtu,
             steering,
             _ports: ports,
             _pool: pool,
@@ -300,14 +307,83 @@ fn v4(addr: SocketAddr, what: &str) -> Result<SocketAddrV4, EngineError> {
     }
 }
 
-/// The `Engine` seam needs `&self`; the proxy needs to outlive a borrow of the engine, so the
-/// engine is shared.
+/// The `Engine` seam over the running dataplane: engine `dpdk` (TCP terminated and
+/// re-originated on both legs) or engine `quic` on the DPDK ports (TCP on the LAN legs, the
+/// TCP↔QUIC tunnel on the WAN leg, `lcore::QuicListen`). The `Engine` seam needs `&self`; the
+/// proxy needs to outlive a borrow of the engine, so the engine is shared.
 #[derive(Debug, Clone)]
-pub struct SharedDpdkEngine(pub Arc<DpdkEngine>);
+pub struct SharedDpdkEngine {
+    engine: Arc<DpdkEngine>,
+    quic: Option<Arc<QuicOptions>>,
+}
+
+impl SharedDpdkEngine {
+    /// Engine `dpdk`.
+    pub fn tcp(engine: Arc<DpdkEngine>) -> Self {
+        Self { engine, quic: None }
+    }
+
+    /// Engine `quic` on the DPDK ports. The largest QUIC datagram is bounded by the ports' MTU.
+    pub fn quic(engine: Arc<DpdkEngine>, mut options: QuicOptions) -> Result<Self, TuningError> {
+        let t = &mut options.tuning;
+        // IPv4 and UDP headers take 28 bytes of the IP MTU.
+        let payload = engine.mtu.saturating_sub(28).max(1200);
+        t.max_mtu = t.max_mtu.min(payload);
+        t.initial_mtu = t.initial_mtu.min(t.max_mtu);
+        t.validate()?;
+        Ok(Self {
+            engine,
+            quic: Some(Arc::new(options)),
+        })
+    }
+
+    /// The tuning the QUIC tunnel runs with (MTU bounded by the ports).
+    pub fn quic_options(&self) -> Option<&QuicOptions> {
+        self.quic.as_deref()
+    }
+
+    /// The message for a stream whose lcore is to run a QUIC tunnel.
+    fn quic_command(
+        &self,
+        options: &QuicOptions,
+        spec: &ProxySpec,
+        stream: (StreamId, usize, SocketAddrV4, SocketAddrV4),
+        counters: Arc<StreamCounters>,
+        done: Sender<Result<(), String>>,
+    ) -> Result<Command, EngineError> {
+        let (id, port, local, target) = stream;
+        let WanSecurity::Tls(tls) = &spec.security else {
+            return Err(EngineError::QuicNeedsIdentity);
+        };
+        let t = &options.tuning;
+        let driver = match spec.wan_side {
+            WanSide::Listener => tunnel::server_driver(t, tls, &spec.allow)?,
+            WanSide::Target => tunnel::client_driver(t, tls)?,
+        };
+        Ok(Command::ListenQuic {
+            stream: id,
+            spec: QuicListen {
+                side: spec.wan_side,
+                port,
+                local_port: local.port(),
+                target,
+                driver: Box::new(driver),
+                connect_timeout: options.connect_timeout,
+            },
+            allow: spec.allow.clone(),
+            counters,
+            done,
+        })
+    }
+}
 
 impl Engine for SharedDpdkEngine {
     fn kind(&self) -> EngineKind {
-        EngineKind::Dpdk
+        if self.quic.is_some() {
+            EngineKind::Quic
+        } else {
+            EngineKind::Dpdk
+        }
     }
 
     fn listens_in_kernel(&self) -> bool {
@@ -315,15 +391,26 @@ impl Engine for SharedDpdkEngine {
     }
 
     fn lcore_cycles(&self) -> Vec<(u64, u64)> {
-        self.0.lcore_cycles()
+        self.engine.lcore_cycles()
     }
 
     fn start(&self, spec: ProxySpec) -> Result<Box<dyn Proxy>, EngineError> {
-        let engine = &self.0;
-        if matches!(spec.security, WanSecurity::Tls(_)) {
-            return Err(EngineError::WanTlsUnsupported {
-                engine: EngineKind::Dpdk,
-            });
+        let engine = &self.engine;
+        match (&self.quic, &spec.security) {
+            (None, WanSecurity::Tls(_)) => {
+                return Err(EngineError::WanTlsUnsupported {
+                    engine: EngineKind::Dpdk,
+                });
+            }
+            (Some(_), WanSecurity::Plaintext) => return Err(EngineError::QuicNeedsIdentity),
+            (Some(_), _) if !engine.steering.is_empty() => {
+                return Err(unavailable(
+                    "the QUIC tunnel on the dataplane runs on one dataplane lcore (UDP flow \
+                     steering is not built); start s2cs with one dataplane core (--cores N)"
+                        .into(),
+                ));
+            }
+            _ => {}
         }
         if spec.listeners.len() != spec.targets.len() {
             return Err(EngineError::TargetCount {
@@ -364,9 +451,15 @@ impl Engine for SharedDpdkEngine {
                 let id = engine.next_stream.fetch_add(1, Ordering::Relaxed);
                 let counters = Arc::new(StreamCounters::default());
                 let (done, answer) = mpsc::channel();
-                engine.send(
-                    lcore,
-                    Command::Listen {
+                let command = match &self.quic {
+                    Some(options) => self.quic_command(
+                        options,
+                        &spec,
+                        (id, port, local, target),
+                        Arc::clone(&counters),
+                        done,
+                    )?,
+                    None => Command::Listen {
                         stream: id,
                         port,
                         local_port: local.port(),
@@ -375,7 +468,8 @@ impl Engine for SharedDpdkEngine {
                         counters: Arc::clone(&counters),
                         done,
                     },
-                )?;
+                };
+                engine.send(lcore, command)?;
                 answer
                     .recv_timeout(Duration::from_secs(5))
                     .map_err(|_| unavailable(format!("dataplane lcore {lcore} did not answer")))?

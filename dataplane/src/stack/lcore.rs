@@ -7,14 +7,16 @@
 //! segments, flush TX. Commands from the control plane (add / retarget / close a stream) arrive
 //! on a channel that is checked once per round; counters are published every few rounds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::Duration;
 
-use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+};
 use smoltcp::socket::tcp::{self, Socket, State};
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address, Ipv4Cidr};
@@ -24,6 +26,9 @@ use super::relay::{self, Direction, Ending};
 use crate::allow::AllowList;
 use crate::dpdk::{tsc, tsc_hz};
 use crate::stats::StreamCounters;
+
+mod quic;
+pub use quic::QuicListen;
 
 /// Addressing of one dataplane port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +82,9 @@ impl StackOptions {
     }
 }
 
+/// Egress passes per port and round at most (each emits one packet per socket).
+const EGRESS_PASSES: usize = 32;
+
 /// Empty rounds in a row before an lcore with `idle_sleep` naps.
 const IDLE_ROUNDS_BEFORE_SLEEP: u32 = 256;
 
@@ -94,6 +102,15 @@ pub enum Command {
         port: usize,
         local_port: u16,
         target: SocketAddrV4,
+        allow: AllowList,
+        counters: Arc<StreamCounters>,
+        done: Sender<Result<(), String>>,
+    },
+    /// The `quic` engine: a TCP↔QUIC tunnel stream (`quic::QuicListen`); `done` as for
+    /// `Listen`.
+    ListenQuic {
+        stream: StreamId,
+        spec: QuicListen,
         allow: AllowList,
         counters: Arc<StreamCounters>,
         done: Sender<Result<(), String>>,
@@ -141,6 +158,8 @@ struct Listener {
     allow: AllowList,
     counters: Arc<StreamCounters>,
     ready: Vec<SocketHandle>,
+    /// Accepted connections go to the stream's QUIC tunnel, not to a TCP relay pair.
+    quic: bool,
 }
 
 struct Conn {
@@ -160,6 +179,7 @@ pub struct Lcore {
     options: StackOptions,
     listeners: HashMap<StreamId, Listener>,
     conns: Vec<Conn>,
+    quic: BTreeMap<StreamId, quic::QuicStream>,
     commands: Receiver<Command>,
     stats: Arc<LcoreStats>,
     epoch_tsc: u64,
@@ -213,6 +233,7 @@ impl Lcore {
             options,
             listeners: HashMap::new(),
             conns: Vec::new(),
+            quic: BTreeMap::new(),
             commands,
             stats,
             epoch_tsc: tsc(),
@@ -253,7 +274,12 @@ impl Lcore {
             }
         }
         self.publish(&mut busy, &mut idle, &mut rounds);
-        let ids: Vec<StreamId> = self.listeners.keys().copied().collect();
+        let ids: Vec<StreamId> = self
+            .listeners
+            .keys()
+            .chain(self.quic.keys())
+            .copied()
+            .collect();
         for id in ids {
             self.close_stream(id);
         }
@@ -282,8 +308,9 @@ impl Lcore {
         s.rx_frames.store(rx, Ordering::Relaxed);
         s.tx_frames.store(tx, Ordering::Relaxed);
         s.tx_dropped.store(dropped, Ordering::Relaxed);
+        let quic: usize = self.quic.values().map(quic::QuicStream::flows).sum();
         s.active_connections
-            .store(self.conns.len() as u64, Ordering::Relaxed);
+            .store((self.conns.len() + quic) as u64, Ordering::Relaxed);
     }
 
     /// smoltcp's clock, from the TSC the loop reads anyway (no clock_gettime per round).
@@ -312,11 +339,24 @@ impl Lcore {
             }
         }
         worked |= self.relay();
-        for p in &mut self.ports {
-            p.iface.poll_egress(now, &mut p.dev, &mut p.sockets);
-            worked |= p.dev.flush() > 0;
+        worked |= self.quic_round();
+        for pi in 0..self.ports.len() {
+            worked |= self.egress(pi, now);
         }
         worked
+    }
+
+    /// Lets every socket of `port` emit what it can and flushes TX; whether frames went out.
+    /// smoltcp emits one packet per socket per pass, so a pass is repeated while sockets still
+    /// send and the TX batch has room (the device refuses more once it is full).
+    fn egress(&mut self, port: usize, now: SmolInstant) -> bool {
+        let p = &mut self.ports[port];
+        for _ in 0..EGRESS_PASSES {
+            if p.iface.poll_egress(now, &mut p.dev, &mut p.sockets) == PollResult::None {
+                break;
+            }
+        }
+        p.dev.flush() > 0
     }
 
     fn command(&mut self, cmd: Command) {
@@ -333,9 +373,22 @@ impl Lcore {
                 // The caller may have stopped waiting; nothing to do then.
                 let _ = done.send(self.listen(stream, port, local_port, target, allow, counters));
             }
+            Command::ListenQuic {
+                stream,
+                spec,
+                allow,
+                counters,
+                done,
+            } => {
+                // The caller may have stopped waiting; nothing to do then.
+                let _ = done.send(self.listen_quic(stream, spec, allow, counters));
+            }
             Command::Retarget { stream, target } => {
                 if let Some(l) = self.listeners.get_mut(&stream) {
                     l.target = target;
+                }
+                if let Some(q) = self.quic.get_mut(&stream) {
+                    q.target = target;
                 }
             }
             Command::Close { stream, done } => {
@@ -381,6 +434,7 @@ impl Lcore {
             allow,
             counters,
             ready: Vec::new(),
+            quic: false,
         };
         self.refill_listener(&mut l)?;
         self.listeners.insert(stream, l);
@@ -453,6 +507,13 @@ impl Lcore {
                     refused.push((l.port, h));
                     continue;
                 }
+                if l.quic {
+                    // The tunnel counts it once its WAN stream opens.
+                    if let Some(q) = self.quic.get_mut(&id) {
+                        q.waiting.push_back((l.port, h));
+                    }
+                    continue;
+                }
                 l.counters.total_connections.fetch_add(1, Ordering::Relaxed);
                 l.counters
                     .active_connections
@@ -507,6 +568,16 @@ impl Lcore {
         s.set_timeout(Some(SmolDuration::from_millis(
             self.options.connect_timeout.as_millis() as u64,
         )));
+        let local = self.next_local_port(port);
+        let p = &mut self.ports[port];
+        let remote = IpEndpoint::new(IpAddress::Ipv4(*target.ip()), target.port());
+        s.connect(p.iface.context(), remote, local)
+            .map_err(|e| format!("connecting to {target}: {e}"))?;
+        Ok((port, p.sockets.add(s)))
+    }
+
+    /// The next port of this lcore's ephemeral block on `port`.
+    fn next_local_port(&mut self, port: usize) -> u16 {
         let p = &mut self.ports[port];
         let local = p.next_ephemeral;
         let range = &self.options.ephemeral;
@@ -515,10 +586,7 @@ impl Lcore {
         } else {
             local + 1
         };
-        let remote = IpEndpoint::new(IpAddress::Ipv4(*target.ip()), target.port());
-        s.connect(p.iface.context(), remote, local)
-            .map_err(|e| format!("connecting to {target}: {e}"))?;
-        Ok((port, p.sockets.add(s)))
+        local
     }
 
     /// Copies bytes of every connection pair, forwards FINs and resets, and drops finished
@@ -614,6 +682,9 @@ impl Lcore {
     }
 
     fn close_stream(&mut self, stream: StreamId) {
+        if let Some(q) = self.quic.remove(&stream) {
+            self.close_quic(q);
+        }
         if let Some(l) = self.listeners.remove(&stream) {
             for h in l.ready {
                 self.ports[l.port].sockets.remove(h);
