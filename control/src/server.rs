@@ -137,7 +137,8 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
                 return Ok(plain(
                     EngineKind::Copy,
                     "auto: a NIC profile and dpdk ports are configured but the WAN leg is TLS, \
-                     which the dpdk engine cannot carry yet; using copy"
+                     which the dpdk engine does not carry (--engine quic encrypts it on the dpdk \
+                     ports, if the peer gateway runs quic too); using copy"
                         .into(),
                 ));
             }
@@ -211,8 +212,9 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
                 EngineKind::Dpdk => {
                     if !cfg.wan_plaintext {
                         bail!(
-                            "the dpdk engine cannot encrypt the WAN leg yet; add --wan_plaintext \
-                             to accept an unencrypted WAN explicitly, or use --engine copy (TLS 1.3)"
+                            "the dpdk engine does not encrypt the WAN leg; add --wan_plaintext \
+                             to accept an unencrypted WAN explicitly, or use --engine quic (QUIC \
+                             on the dpdk ports) or --engine copy (TLS 1.3)"
                         );
                     }
                     Some(Arc::new(

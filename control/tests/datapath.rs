@@ -274,8 +274,8 @@ fn auto_picks_sockmap_only_when_enabled_and_plaintext() {
     assert_eq!(pick(true, true), "sockmap");
 }
 
-/// `--engine dpdk` says what is missing or wrong before it touches EAL; `auto` tries DPDK only
-/// when it is configured and the WAN is plaintext.
+/// `--engine dpdk` (and `quic` on the dpdk ports) says what is missing or wrong before it
+/// touches EAL; `auto` tries DPDK only when it is configured and the WAN is plaintext.
 #[test]
 fn dpdk_configuration_errors_are_precise() {
     let refuse = |edit: &dyn Fn(&mut control::config::Config)| {
@@ -310,6 +310,25 @@ fn dpdk_configuration_errors_are_precise() {
         err.contains("is not the address of a dpdk port (wan=192.0.2.1)"),
         "{err}"
     );
+    // QUIC on the dpdk ports: the tunnel yes (checked like dpdk), the app relay no.
+    let err = refuse(&|c| {
+        c.engine = "quic".into();
+        c.wan_plaintext = false;
+        c.nic_profile = Some("af_packet_jumbo".into());
+        c.dpdk_ports = vec!["name=wan,ipv4=192.0.2.1/24,iface=wan0".into()];
+    });
+    assert!(
+        err.contains("--engine quic on the dpdk ports cannot start")
+            && err.contains("is not the address of a dpdk port"),
+        "{err}"
+    );
+    let err = refuse(&|c| {
+        c.engine = "quic-relay".into();
+        c.wan_plaintext = false;
+        c.nic_profile = Some("af_packet_jumbo".into());
+        c.dpdk_ports = vec!["name=wan,ipv4=192.0.2.1/24,iface=wan0".into()];
+    });
+    assert!(err.contains("runs on kernel UDP only"), "{err}");
 
     let mut cfg = test_config(1);
     cfg.nic_profile = Some("af_packet_jumbo".into());

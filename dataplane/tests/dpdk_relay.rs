@@ -11,12 +11,14 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
-use std::process::Command as Proc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{pattern, producer, sh, sha256};
 
 use dataplane::AllowList;
 use dataplane::dpdk::{Eal, Mempool, Port, PortSetup};
@@ -26,47 +28,6 @@ use nic_profiles::{LcoreLayout, PortSpec, Profile, device_names, eal_args, port_
 
 const PRODUCER: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const GW_WAN: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
-
-fn sh(args: &[&str]) {
-    let out = Proc::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "this test needs root (network namespaces, packet sockets for net_af_packet); run it as \
-         root, as CI does"
-    );
-}
-
-/// Deterministic test data: a keyed byte stream, so corruption, loss and reordering all show.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn sha256(data: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, data)
-        .as_ref()
-        .to_vec()
-}
 
 struct Gateway {
     commands: mpsc::Sender<Command>,
@@ -89,30 +50,7 @@ impl Drop for Gateway {
 
 /// Namespace, veths, EAL, ports, and the lcore loop.
 fn start_gateway() -> Gateway {
-    require_root();
-    // SAFETY: unshare affects only this thread (and threads it spawns later): the veths, packet
-    // sockets and kernel peers of this test live in a namespace that dies with the process.
-    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    assert_eq!(
-        rc,
-        0,
-        "unshare(CLONE_NEWNET): {}",
-        std::io::Error::last_os_error()
-    );
-    sh(&["ip", "link", "set", "lo", "up"]);
-    for (k, d, ip) in [
-        ("lanK", "lanD", "10.1.0.1/24"),
-        ("wanK", "wanD", "10.2.0.1/24"),
-    ] {
-        sh(&["ip", "link", "add", k, "type", "veth", "peer", "name", d]);
-        sh(&["ip", "link", "set", k, "mtu", "9000", "up"]);
-        sh(&["ip", "link", "set", d, "mtu", "9000", "up"]);
-        sh(&["ip", "addr", "add", ip, "dev", k]);
-        // The kernel peers must send complete checksums and MTU-sized frames: a packet socket
-        // on the other end sees what veth carries, partial checksums and 64 KiB GSO frames
-        // included.
-        sh(&["ethtool", "-K", k, "tx", "off", "tso", "off", "gso", "off"]);
-    }
+    support::enter_netns_with_veths();
 
     // The shipped test profile drives everything: EAL arguments, vdevs, port setup, mempool.
     let profile = Profile::builtin("af_packet_jumbo").expect("builtin profile");
@@ -222,36 +160,6 @@ impl Gateway {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("stream closed within 10 s");
     }
-}
-
-/// A producer that sends `to_consumer` bytes and hashes what it receives, per connection.
-fn producer(
-    listener: TcpListener,
-    conns: usize,
-    to_consumer: usize,
-) -> thread::JoinHandle<Vec<Vec<u8>>> {
-    thread::spawn(move || {
-        let mut handles = Vec::new();
-        for i in 0..conns {
-            let (mut s, _) = listener.accept().expect("accept");
-            handles.push(thread::spawn(move || {
-                let data = pattern(1000 + i as u64, to_consumer);
-                let mut r = s.try_clone().expect("clone");
-                let reader = thread::spawn(move || {
-                    let mut got = Vec::new();
-                    r.read_to_end(&mut got).expect("producer read");
-                    got
-                });
-                s.write_all(&data).expect("producer write");
-                s.shutdown(Shutdown::Write).expect("shutdown");
-                sha256(&reader.join().expect("reader"))
-            }));
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("producer conn"))
-            .collect()
-    })
 }
 
 #[test]
