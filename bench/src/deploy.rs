@@ -25,7 +25,7 @@ pub(crate) fn scistream_engine(method: &str) -> Option<&'static str> {
         "splice" => Some("splice"),
         "sockmap" => Some("sockmap"),
         "dpdk" => Some("dpdk"),
-        "quic" => Some("quic"),
+        "quic" | "quic-dpdk" => Some("quic"),
         "quic-relay" => Some("quic-relay"),
         _ => None,
     }
@@ -38,7 +38,12 @@ pub(crate) fn quic_apps(method: &str) -> bool {
 
 /// Methods whose WAN leg is encrypted.
 fn encrypted(method: &str) -> bool {
-    matches!(method, "copy-tls" | "quic" | "quic-relay")
+    matches!(method, "copy-tls" | "quic" | "quic-dpdk" | "quic-relay")
+}
+
+/// Methods whose gateways run on the DPDK ports.
+fn on_dpdk(method: &str) -> bool {
+    matches!(method, "dpdk" | "quic-dpdk")
 }
 
 /// Every method a benchmark accepts, in the order the reports list them.
@@ -50,6 +55,7 @@ pub(crate) const METHODS: &[&str] = &[
     "sockmap",
     "dpdk",
     "quic",
+    "quic-dpdk",
     "quic-direct",
     "quic-relay",
     "haproxy",
@@ -135,6 +141,7 @@ impl Deployment {
             let mut so = ScenarioOptions::new(PREFIX);
             so.engine = engine.into();
             so.wan_plaintext = !encrypted(method);
+            so.dpdk = on_dpdk(method);
             so.cores = o.cores.clone();
             so.s2cs_args = o.s2cs_args.clone();
             so.wan = o.wan.clone();

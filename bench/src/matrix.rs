@@ -619,8 +619,8 @@ pub(crate) struct Args {
     #[arg(long)]
     quick: bool,
     /// Methods, comma separated (default: all that can run the workloads): direct, copy,
-    /// copy-tls, splice, sockmap, dpdk, quic, quic-direct and quic-relay (QUIC apps: --workloads
-    /// tcp only), haproxy, nginx, socat.
+    /// copy-tls, splice, sockmap, dpdk, quic, quic-dpdk (the QUIC tunnel on the DPDK ports),
+    /// quic-direct and quic-relay (QUIC apps: --workloads tcp only), haproxy, nginx, socat.
     #[arg(long, value_delimiter = ',')]
     methods: Option<Vec<String>>,
     /// Sample (message) sizes, comma separated, e.g. 512,4K,1M.

@@ -87,36 +87,47 @@ fn wait_stats(p: &dyn Proxy, what: &str, f: impl Fn(&StreamStats) -> bool) -> St
 }
 
 /// `conns` consumers through `at`, each sending `n` bytes and reading to the end; the hashes of
-/// what they received.
-fn consumers(at: SocketAddr, conns: usize, n: usize) -> Vec<Vec<u8>> {
+/// what they received, or the first failure.
+fn consumers(at: SocketAddr, conns: usize, n: usize) -> Result<Vec<Vec<u8>>, String> {
     let handles: Vec<_> = (0..conns)
         .map(|i| {
-            thread::spawn(move || {
-                let mut s = TcpStream::connect(at).expect("connect to the consumer gateway");
-                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-                let mut w = s.try_clone().expect("clone");
-                let writer = thread::spawn(move || {
-                    w.write_all(&pattern(2000 + i as u64, n))
-                        .expect("consumer write");
-                    w.shutdown(Shutdown::Write).expect("shutdown");
+            thread::spawn(move || -> std::io::Result<Vec<u8>> {
+                let mut s = TcpStream::connect(at)?;
+                s.set_read_timeout(Some(Duration::from_secs(60)))?;
+                let mut w = s.try_clone()?;
+                let writer = thread::spawn(move || -> std::io::Result<()> {
+                    w.write_all(&pattern(2000 + i as u64, n))?;
+                    w.shutdown(Shutdown::Write)
                 });
                 let mut got = Vec::new();
-                s.read_to_end(&mut got).expect("consumer read");
-                writer.join().expect("writer");
-                sha256(&got)
+                s.read_to_end(&mut got)?;
+                writer.join().expect("writer")?;
+                Ok(sha256(&got))
             })
         })
         .collect();
     handles
         .into_iter()
-        .map(|h| h.join().expect("consumer"))
+        .enumerate()
+        .map(|(i, h)| {
+            h.join()
+                .expect("consumer")
+                .map_err(|e| format!("consumer {i}: {e}"))
+        })
         .collect()
 }
 
-/// A bulk round of `conns` connections, `n` bytes each way: SHA-256 equal at both ends.
-fn round(prod: &TcpListener, at: SocketAddr, conns: usize, n: usize) {
+/// A bulk round of `conns` connections, `n` bytes each way: SHA-256 equal at both ends. A
+/// failure shows both gateways' stream stats.
+fn round(prod: &TcpListener, at: SocketAddr, conns: usize, n: usize, gws: [&dyn Proxy; 2]) {
     let p = producer(prod.try_clone().expect("clone listener"), conns, n);
-    let mut got_by_consumers = consumers(at, conns, n);
+    let mut got_by_consumers = consumers(at, conns, n).unwrap_or_else(|e| {
+        panic!(
+            "{e}\ndpdk gateway: {:?}\nkernel gateway: {:?}",
+            gws[0].stats(),
+            gws[1].stats()
+        )
+    });
     let mut got_by_producer = p.join().expect("producer");
     let sent = |base: u64| {
         let mut v: Vec<_> = (0..conns)
@@ -195,7 +206,7 @@ fn quic_tunnel_on_the_dataplane_talks_to_the_kernel_tunnel() {
     let prod = TcpListener::bind(PRODUCER).expect("producer listens");
 
     // 1. Four connections at once, 32 MiB each way, on one QUIC connection.
-    round(&prod, at, 4, BULK);
+    round(&prod, at, 4, BULK, [&*dp_proxy, &*k_proxy]);
     for (who, p) in [("dpdk", &*dp_proxy), ("kernel", &*k_proxy)] {
         let st = wait_stats(p, "exact counters", |s| {
             s.bytes_to_target == 4 * BULK as u64
@@ -223,7 +234,7 @@ fn quic_tunnel_on_the_dataplane_talks_to_the_kernel_tunnel() {
         }
         junk.send_to(&d, GW_QUIC).expect("send garbage");
     }
-    round(&prod, at, 1, 1 << 20);
+    round(&prod, at, 1, 1 << 20, [&*dp_proxy, &*k_proxy]);
 
     // 3. A consumer gateway with another key is refused in the handshake: no byte reaches the
     //    producer, the app is cut off.
@@ -291,16 +302,21 @@ fn quic_tunnel_on_the_dataplane_talks_to_the_kernel_tunnel() {
         matches!(&ended, Err(e) if e.kind() == ErrorKind::ConnectionReset),
         "the producer's connection must be reset when the tunnel dies, got {ended:?}"
     );
+    // The consumer gateway's end times out too (a stream opened on a connection the other
+    // side has forgotten would be answered with a stateless reset).
+    wait_stats(&*k_proxy, "the consumer gateway's idle timeout", |s| {
+        s.active_connections == 0
+    });
     sh(&["ip", "link", "set", "wanK", "up"]);
     drop(app);
-    round(&prod, at, 1, 1 << 20);
+    round(&prod, at, 1, 1 << 20, [&*dp_proxy, &*k_proxy]);
 
     // 5. Release frees the UDP socket: the same port serves a new session at once.
     rt.block_on(dp_proxy.release());
     let again = dp
         .start(spec(held(GW_QUIC), PRODUCER, WanSide::Listener, &KEY))
         .expect("the released port serves again");
-    round(&prod, at, 2, 1 << 20);
+    round(&prod, at, 2, 1 << 20, [&*again, &*k_proxy]);
     rt.block_on(again.release());
     rt.block_on(k_proxy.release());
 }

@@ -10,96 +10,12 @@
 
 use std::collections::VecDeque;
 
-use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, EthernetFrame, IpAddress, IpCidr, Ipv4Packet, TcpPacket};
+use smoltcp::wire::IpAddress;
 
-/// One end of the link: frames it received, frames it sent.
-#[derive(Default)]
-struct End {
-    rx: VecDeque<Vec<u8>>,
-    tx: VecDeque<Vec<u8>>,
-}
-
-impl phy::Device for End {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx<'a>;
-
-    fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx<'_>)> {
-        let frame = self.rx.pop_front()?;
-        Some((Rx(frame), Tx(&mut self.tx)))
-    }
-
-    fn transmit(&mut self, _now: Instant) -> Option<Tx<'_>> {
-        Some(Tx(&mut self.tx))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
-        caps
-    }
-}
-
-struct Rx(Vec<u8>);
-
-impl phy::RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
-
-impl phy::TxToken for Tx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0; len];
-        let r = f(&mut frame);
-        self.0.push_back(frame);
-        r
-    }
-}
-
-/// The sequence number and payload length of an Ethernet frame, if it is TCP.
-fn tcp_of(frame: &[u8]) -> Option<(i32, usize)> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    Some((tcp.seq_number().0, tcp.payload().len()))
-}
-
-struct Host {
-    dev: End,
-    iface: Interface,
-    sockets: SocketSet<'static>,
-    handle: smoltcp::iface::SocketHandle,
-}
-
-fn host(mac: u8, ip: [u8; 4], now: Instant) -> Host {
-    let mut dev = End::default();
-    let config = Config::new(EthernetAddress([2, 0, 0, 0, 0, mac]).into());
-    let mut iface = Interface::new(config, &mut dev, now);
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(ip[0], ip[1], ip[2], ip[3]), 24))
-            .unwrap();
-    });
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; 1 << 20]),
-        tcp::SocketBuffer::new(vec![0; 1 << 20]),
-    );
-    s.set_congestion_control(tcp::CongestionControl::Cubic);
-    let mut sockets = SocketSet::new(Vec::new());
-    let handle = sockets.add(s);
-    Host {
-        dev,
-        iface,
-        sockets,
-        handle,
-    }
-}
+mod smol;
+use smol::{host, tcp_of};
 
 /// Runs a transfer of `len` bytes from the server to the client; the client half-closes right
 /// after connecting. `drop(offset, len, nth)` decides, for each server→client data segment
@@ -108,8 +24,8 @@ fn host(mac: u8, ip: [u8; 4], now: Instant) -> Host {
 fn transfer(len: usize, mut drop: impl FnMut(usize, usize, usize) -> bool) -> (usize, Duration) {
     let start = Instant::from_millis(0);
     let mut now = start;
-    let mut server = host(1, [10, 0, 0, 1], now);
-    let mut client = host(2, [10, 0, 0, 2], now);
+    let mut server = host(1, [10, 0, 0, 1], now, 1 << 20);
+    let mut client = host(2, [10, 0, 0, 2], now, 1 << 20);
     server
         .sockets
         .get_mut::<tcp::Socket>(server.handle)
@@ -193,8 +109,11 @@ fn transfer(len: usize, mut drop: impl FnMut(usize, usize, usize) -> bool) -> (u
                 client.dev.rx.push_back(frame);
             }
         }
-        // Advance to the next event: a delivery, or a timer of either stack.
+        // Advance to the next event: a frame delivered but not yet processed, a delivery, or a
+        // timer of either stack.
+        let pending = !server.dev.rx.is_empty() || !client.dev.rx.is_empty();
         let next = [
+            pending.then_some(now),
             wire.front().map(|w| w.0),
             server.iface.poll_at(now, &server.sockets),
             client.iface.poll_at(now, &client.sockets),
