@@ -25,7 +25,7 @@ use dataplane::{
     AllowList, CorePool, Engine, EngineKind, Pinning, Proxy, ProxySpec, QuicEngine, QuicTuning,
     StreamStats, WanSecurity, WanSide, WanTls,
 };
-use nic_profiles::{LcoreLayout, PortSpec, Profile};
+use nic_profiles::LcoreLayout;
 
 const PRODUCER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 1), 7000);
 const GW_QUIC: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 2, 0, 2), 5100);
@@ -153,16 +153,7 @@ fn round(prod: &TcpListener, at: SocketAddr, conns: usize, n: usize, gws: [&dyn 
 #[test]
 fn quic_tunnel_on_the_dataplane_talks_to_the_kernel_tunnel() {
     support::enter_netns_with_veths();
-    let profile = Profile::builtin("af_packet_jumbo").expect("builtin profile");
-    let ports: Vec<PortSpec> = [
-        ("lan", "lanD", "10.1.0.2/24"),
-        ("wan", "wanD", "10.2.0.2/24"),
-    ]
-    .into_iter()
-    .map(|(name, iface, ip)| {
-        PortSpec::vdev(name, [("iface", iface)].into_iter().collect(), ip).expect("port spec")
-    })
-    .collect();
+    let (profile, ports) = support::af_packet_ports();
     let engine = Arc::new(
         DpdkEngine::start(DpdkOptions {
             profile,

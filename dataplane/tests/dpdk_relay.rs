@@ -24,7 +24,7 @@ use dataplane::AllowList;
 use dataplane::dpdk::{Eal, Mempool, Port, PortSetup};
 use dataplane::stack::{Command, Lcore, LcoreStats, PortAddr, PortDevice, StackOptions};
 use dataplane::stats::StreamCounters;
-use nic_profiles::{LcoreLayout, PortSpec, Profile, device_names, eal_args, port_config};
+use nic_profiles::{LcoreLayout, device_names, eal_args, port_config};
 
 const PRODUCER: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const GW_WAN: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
@@ -53,16 +53,7 @@ fn start_gateway() -> Gateway {
     support::enter_netns_with_veths();
 
     // The shipped test profile drives everything: EAL arguments, vdevs, port setup, mempool.
-    let profile = Profile::builtin("af_packet_jumbo").expect("builtin profile");
-    let specs: Vec<PortSpec> = [
-        ("lan", "lanD", "10.1.0.2/24"),
-        ("wan", "wanD", "10.2.0.2/24"),
-    ]
-    .into_iter()
-    .map(|(name, iface, ip)| {
-        PortSpec::vdev(name, [("iface", iface)].into_iter().collect(), ip).expect("port spec")
-    })
-    .collect();
+    let (profile, specs) = support::af_packet_ports();
     let layout = LcoreLayout::new(0, vec![1]);
     let mut args = eal_args(&profile, &specs, &layout, &[]).expect("EAL arguments");
     args[0] = "dpdk-relay-test".into();

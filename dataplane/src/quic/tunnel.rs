@@ -536,7 +536,7 @@ pub(crate) fn read_chunk(conn: &mut Connection, id: StreamId, max: usize) -> Res
 
 /// Hands `pending` to stream `id` without a copy (`write_chunks` advances it past what it
 /// took): `Some(bytes taken)`, `None` when flow control blocks, `Err` when the peer stopped it.
-pub(crate) fn write_pending(
+fn write_pending(
     conn: &mut Connection,
     id: StreamId,
     pending: &mut Bytes,
@@ -550,6 +550,37 @@ pub(crate) fn write_pending(
         Err(WriteError::Stopped(c)) => Err(format!("the peer stopped the stream ({c})")),
         Err(WriteError::ClosedStream) => Err("the stream closed".into()),
     }
+}
+
+/// Hands `pending` to stream `id`, then the stream's FIN once `eof`: `Ok(true)` when the caller
+/// may read more from its source, `Ok(false)` when the stream is blocked or finished. `moved`
+/// is set when anything went into the stream; `count` gets the bytes.
+pub(crate) fn drain_into(
+    conn: &mut Connection,
+    id: StreamId,
+    pending: &mut Bytes,
+    (eof, fin): (bool, &mut bool),
+    moved: &mut bool,
+    mut count: impl FnMut(usize),
+) -> Result<bool, String> {
+    while !pending.is_empty() {
+        match write_pending(conn, id, pending)? {
+            Some(n) => {
+                count(n);
+                *moved = true;
+            }
+            None => return Ok(false),
+        }
+    }
+    if eof {
+        if !*fin {
+            let _ = conn.send_stream(id).finish();
+            *fin = true;
+            *moved = true;
+        }
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Moves bytes from stream `sid` of `src` to stream `did` of `dst`, chunks handed over without
@@ -567,22 +598,14 @@ fn pump_quic(
 ) -> Result<bool, String> {
     let mut moved = false;
     loop {
-        if !pending.is_empty() {
-            match write_pending(dst, did, pending)? {
-                Some(n) => {
-                    count(n);
-                    moved = true;
-                    continue;
-                }
-                None => break,
-            }
-        }
-        if *src_eof {
-            if !*dst_fin {
-                let _ = dst.send_stream(did).finish();
-                *dst_fin = true;
-                moved = true;
-            }
+        if !drain_into(
+            dst,
+            did,
+            pending,
+            (*src_eof, dst_fin),
+            &mut moved,
+            &mut count,
+        )? {
             break;
         }
         match read_chunk(src, sid, usize::MAX)? {
@@ -1262,22 +1285,10 @@ fn pump_tcp(
     let mut moved = false;
     // TCP → QUIC.
     loop {
-        if !flow.up.is_empty() {
-            match write_pending(conn, id, &mut flow.up)? {
-                Some(n) => {
-                    count(true, n);
-                    moved = true;
-                    continue;
-                }
-                None => break,
-            }
-        }
-        if flow.lan_eof {
-            if !flow.wan_fin {
-                let _ = conn.send_stream(id).finish();
-                flow.wan_fin = true;
-                moved = true;
-            }
+        let (eof, fin) = (flow.lan_eof, &mut flow.wan_fin);
+        if !drain_into(conn, id, &mut flow.up, (eof, fin), &mut moved, |n| {
+            count(true, n)
+        })? {
             break;
         }
         match tcp.poll_read_ready(cx) {

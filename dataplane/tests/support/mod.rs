@@ -8,6 +8,8 @@ use std::net::{Shutdown, TcpListener};
 use std::process::Command as Proc;
 use std::thread;
 
+use nic_profiles::{PortSpec, Profile};
+
 pub(crate) fn sh(args: &[&str]) {
     let out = Proc::new(args[0])
         .args(&args[1..])
@@ -77,6 +79,22 @@ pub(crate) fn enter_netns_with_veths() {
         // included.
         sh(&["ethtool", "-K", k, "tx", "off", "tso", "off", "gso", "off"]);
     }
+}
+
+/// The shipped `af_packet_jumbo` profile and the two dataplane ports on the `*D` veth ends:
+/// `lan` 10.1.0.2/24 on `lanD`, `wan` 10.2.0.2/24 on `wanD`.
+pub(crate) fn af_packet_ports() -> (Profile, Vec<PortSpec>) {
+    let profile = Profile::builtin("af_packet_jumbo").expect("builtin profile");
+    let ports = [
+        ("lan", "lanD", "10.1.0.2/24"),
+        ("wan", "wanD", "10.2.0.2/24"),
+    ]
+    .into_iter()
+    .map(|(name, iface, ip)| {
+        PortSpec::vdev(name, [("iface", iface)].into_iter().collect(), ip).expect("port spec")
+    })
+    .collect();
+    (profile, ports)
 }
 
 /// A producer that sends `to_consumer` bytes and hashes what it receives, per connection.

@@ -32,8 +32,8 @@ use super::{Lcore, StreamId};
 use crate::engine::WanSide;
 use crate::quic::driver::{Driver, DriverEvent};
 use crate::quic::tunnel::{
-    Active, CODE_PROTOCOL, CODE_RELEASED, CODE_RESET, Chunk, PREAMBLE, code, read_chunk,
-    reset_stream, write_pending,
+    Active, CODE_PROTOCOL, CODE_RELEASED, CODE_RESET, Chunk, PREAMBLE, code, drain_into,
+    read_chunk, reset_stream,
 };
 use crate::stats::StreamCounters;
 
@@ -141,7 +141,7 @@ impl QuicStream {
         self.flows.len()
     }
 
-    /// The UDP port and local port this stream receives on.
+    /// The dataplane port this stream's UDP socket is on.
     pub(super) fn udp_port(&self) -> usize {
         self.udp.0
     }
@@ -706,22 +706,10 @@ fn pump(
     }
     // TCP → QUIC: straight from the socket's receive ring into the stream (quinn copies).
     loop {
-        if !flow.up.is_empty() {
-            match write_pending(conn, id, &mut flow.up)? {
-                Some(n) => {
-                    count(true, n);
-                    moved = true;
-                    continue;
-                }
-                None => break,
-            }
-        }
-        if flow.lan_eof {
-            if !flow.wan_fin {
-                let _ = conn.send_stream(id).finish();
-                flow.wan_fin = true;
-                moved = true;
-            }
+        let (eof, fin) = (flow.lan_eof, &mut flow.wan_fin);
+        if !drain_into(conn, id, &mut flow.up, (eof, fin), &mut moved, |n| {
+            count(true, n)
+        })? {
             break;
         }
         if s.can_recv() {
