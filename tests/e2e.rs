@@ -254,6 +254,27 @@ fn iperf3_through_quic_dpdk_gateways() {
     iperf3_case("iqd", "quic+dpdk", false);
 }
 
+/// Waits until something listens on TCP `port` in `host`'s namespace (at most 10 s).
+fn wait_listening(s: &Scenario, host: Host, port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = s
+            .topology()
+            .command(host, "ss")
+            .args(["-Hltn", &format!("sport = :{port}")])
+            .output()
+            .expect("ss");
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on port {port} after 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
     let _serial = serial();
     require_root();
@@ -270,7 +291,7 @@ fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
             .spawn()
             .expect("iperf3 is installed (cargo xtask setup)"),
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_listening(&s, Host::Prod, 7100);
     let session = s.connect(1, &[7100]).expect("connect");
     let l = session.cons_listeners[0];
     for reverse in [false, true] {
