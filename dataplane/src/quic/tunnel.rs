@@ -552,6 +552,47 @@ fn write_pending(
     }
 }
 
+/// Whether a connection ended the ordinary way: released (code 0) by either side.
+pub(crate) fn released(reason: &ConnectionError) -> bool {
+    matches!(reason, ConnectionError::ApplicationClosed(c) if c.error_code == code(CODE_RELEASED))
+        || matches!(reason, ConnectionError::LocallyClosed)
+}
+
+/// Refuses a stream the peer opened the wrong way (unidirectional, or from the wrong side) with
+/// the protocol code.
+pub(crate) fn refuse_stream(conn: &mut Connection, id: StreamId, dir: Dir) {
+    let _ = conn.recv_stream(id).stop(code(CODE_PROTOCOL));
+    if dir == Dir::Bi {
+        let _ = conn.send_stream(id).reset(code(CODE_PROTOCOL));
+    }
+}
+
+/// Reads what has arrived of a tunnel stream's preamble into `got` (bytes of it seen so far):
+/// `Ok(anything read)`, `Err` when the stream is not ours.
+pub(crate) fn read_preamble(
+    conn: &mut Connection,
+    id: StreamId,
+    got: &mut usize,
+) -> Result<bool, String> {
+    let mut moved = false;
+    while *got < PREAMBLE.len() {
+        match read_chunk(conn, id, PREAMBLE.len() - *got)
+            .map_err(|e| format!("before its preamble: {e}"))?
+        {
+            Chunk::Data(b) => {
+                moved = true;
+                if b[..] != PREAMBLE[*got..*got + b.len()] {
+                    return Err("the stream does not start with the tunnel preamble".into());
+                }
+                *got += b.len();
+            }
+            Chunk::End => return Err("the stream ended inside its preamble".into()),
+            Chunk::Blocked => break,
+        }
+    }
+    Ok(moved)
+}
+
 /// Hands `pending` to stream `id`, then the stream's FIN once `eof`: `Ok(true)` when the caller
 /// may read more from its source, `Ok(false)` when the stream is blocked or finished. `moved`
 /// is set when anything went into the stream; `count` gets the bytes.
@@ -921,9 +962,7 @@ impl Tunnel {
     }
 
     fn connection_lost(&mut self, leg: Leg, conn: ConnectionHandle, reason: ConnectionError) {
-        let benign = matches!(&reason, ConnectionError::ApplicationClosed(c)
-            if c.error_code == code(CODE_RELEASED))
-            || matches!(reason, ConnectionError::LocallyClosed);
+        let benign = released(&reason);
         let on_conn = |k: &(ConnectionHandle, StreamId), f: &Flow| match leg {
             Leg::Wan => k.0 == conn,
             Leg::Lan => matches!(f.lan, LanLeg::Quic { conn: c, .. } if c == conn),
@@ -995,12 +1034,7 @@ impl Tunnel {
                 (Leg::Lan, WanSide::Target, Dir::Bi) if relay => accepted.push(id),
                 // Anything else goes the wrong way: unidirectional streams, streams opened
                 // by the producer side.
-                _ => {
-                    let _ = conn.recv_stream(id).stop(code(CODE_PROTOCOL));
-                    if dir == Dir::Bi {
-                        let _ = conn.send_stream(id).reset(code(CODE_PROTOCOL));
-                    }
-                }
+                _ => refuse_stream(conn, id, dir),
             }
         }
         if accepted.is_empty() {
@@ -1209,26 +1243,10 @@ impl Tunnel {
         id: StreamId,
         got: &mut usize,
     ) -> Result<bool, String> {
-        let Some(conn) = self.wan.driver.conn(conn_id) else {
-            return Err("connection gone".into());
-        };
-        let mut moved = false;
-        while *got < PREAMBLE.len() {
-            let chunk = read_chunk(conn, id, PREAMBLE.len() - *got)
-                .map_err(|e| format!("before its preamble: {e}"))?;
-            match chunk {
-                Chunk::Data(b) => {
-                    moved = true;
-                    if b[..] != PREAMBLE[*got..*got + b.len()] {
-                        return Err("the stream does not start with the tunnel preamble".into());
-                    }
-                    *got += b.len();
-                }
-                Chunk::End => return Err("the stream ended inside its preamble".into()),
-                Chunk::Blocked => break,
-            }
+        match self.wan.driver.conn(conn_id) {
+            Some(conn) => read_preamble(conn, id, got),
+            None => Err("connection gone".into()),
         }
-        Ok(moved)
     }
 
     /// Closes every connection (the peers learn at once), flushes the close frames briefly,

@@ -33,7 +33,7 @@ use crate::engine::WanSide;
 use crate::quic::driver::{Driver, DriverEvent};
 use crate::quic::tunnel::{
     Active, CODE_PROTOCOL, CODE_RELEASED, CODE_RESET, Chunk, PREAMBLE, code, drain_into,
-    read_chunk, reset_stream,
+    read_chunk, read_preamble, refuse_stream, released, reset_stream,
 };
 use crate::stats::StreamCounters;
 
@@ -369,9 +369,7 @@ impl Lcore {
         reason: ConnectionError,
         now: Instant,
     ) {
-        let benign = matches!(&reason, ConnectionError::ApplicationClosed(c)
-            if c.error_code == code(CODE_RELEASED))
-            || matches!(reason, ConnectionError::LocallyClosed);
+        let benign = released(&reason);
         let keys: Vec<_> = q.flows.keys().filter(|k| k.0 == conn).copied().collect();
         if !benign || !keys.is_empty() {
             let why = format!("the WAN QUIC connection ended: {reason}");
@@ -636,10 +634,7 @@ fn accept_streams(q: &mut QuicStream, conn_id: ConnectionHandle, dir: Dir) {
                 Flow::new(Stage::Preamble { got: 0 }, None, &q.counters),
             );
         } else {
-            let _ = conn.recv_stream(id).stop(code(CODE_PROTOCOL));
-            if dir == Dir::Bi {
-                let _ = conn.send_stream(id).reset(code(CODE_PROTOCOL));
-            }
+            refuse_stream(conn, id, dir);
         }
     }
 }
@@ -653,31 +648,6 @@ fn retire_idle(q: &mut QuicStream, conn: ConnectionHandle, now: Instant) {
     {
         c.close(now, code(CODE_RELEASED), Bytes::new());
     }
-}
-
-/// Reads what has arrived of a stream's preamble into `got`; `Err` when it is not ours.
-fn read_preamble(
-    conn: &mut quinn_proto::Connection,
-    id: QuicStreamId,
-    got: &mut usize,
-) -> Result<bool, String> {
-    let mut moved = false;
-    while *got < PREAMBLE.len() {
-        match read_chunk(conn, id, PREAMBLE.len() - *got)
-            .map_err(|e| format!("before its preamble: {e}"))?
-        {
-            Chunk::Data(b) => {
-                moved = true;
-                if b[..] != PREAMBLE[*got..*got + b.len()] {
-                    return Err("the stream does not start with the tunnel preamble".into());
-                }
-                *got += b.len();
-            }
-            Chunk::End => return Err("the stream ended inside its preamble".into()),
-            Chunk::Blocked => break,
-        }
-    }
-    Ok(moved)
 }
 
 /// Moves bytes between a TCP socket and its QUIC stream, both ways, FIN after the last byte.
