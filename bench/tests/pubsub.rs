@@ -119,7 +119,7 @@ fn tpub_to_tsub_counts_every_message_in_order() {
         s2bench(&["tpub", "--listen", &addr, "--size", "1K", "--count", "3000"]),
         "tpub",
     );
-    let _stdout = expect_ready(&mut publ);
+    let (_stdout, _) = expect_ready(&mut publ);
     let r = json_of(spawn(s2bench(&["tsub", "--connect", &addr]), "tsub"), T);
     let (status, _, err) = finish(publ, T);
     assert!(status.success(), "tpub failed: {err}");
@@ -162,7 +162,7 @@ fn tpub_paced_by_dataset_sends_floor_of_dataset_over_size() {
         ]),
         "tpub",
     );
-    let _stdout = expect_ready(&mut publ);
+    let (_stdout, _) = expect_ready(&mut publ);
     let r = json_of(spawn(s2bench(&["tsub", "--connect", &addr]), "tsub"), T);
     assert_eq!(field(&r, "samples_expected"), 15.0);
     assert_eq!(field(&r, "samples_received"), 15.0);

@@ -38,16 +38,15 @@ fn python(name: &str, args: &[&str]) -> Command {
 #[test]
 fn pyzmq_publisher_to_our_zsub() {
     require_pyzmq();
-    let (port, sync) = free_ports();
-    let (port_s, sync_s) = (port.to_string(), sync.to_string());
+    // The script picks its own free ports: no window between choosing a port and binding it.
     let mut publ = spawn(
         python(
             "zmq_pub.py",
             &[
                 "--port",
-                &port_s,
+                "0",
                 "--sync",
-                &sync_s,
+                "0",
                 "--size",
                 "1024",
                 "--samples",
@@ -56,7 +55,13 @@ fn pyzmq_publisher_to_our_zsub() {
         ),
         "zmq_pub.py",
     );
-    let _stdout = expect_ready(&mut publ);
+    let (_stdout, ports) = expect_ready(&mut publ);
+    let [port, sync]: [u16; 2] = ports
+        .iter()
+        .map(|p| p.parse().expect("a port number after READY"))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("READY <port> <sync>");
     let r = json_of(spawn(zsub(port, sync, &[]), "zsub"), T);
     let (status, _, err) = finish(publ, T);
     assert!(status.success(), "zmq_pub.py failed: {err}");

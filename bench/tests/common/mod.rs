@@ -55,13 +55,26 @@ pub fn spawn(mut cmd: Command, what: &str) -> Proc {
     }
 }
 
-/// Reads the first stdout line, expecting READY.
-pub fn expect_ready(p: &mut Proc) -> BufReader<ChildStdout> {
+/// Reads the first stdout line, expecting `READY` (optionally followed by words, returned).
+/// If the child exits instead, the failure shows its status and stderr.
+pub fn expect_ready(p: &mut Proc) -> (BufReader<ChildStdout>, Vec<String>) {
     let mut out = BufReader::new(p.child.stdout.take().expect("piped stdout"));
     let mut line = String::new();
     out.read_line(&mut line).expect("reading stdout");
-    assert_eq!(line.trim(), "READY", "{} did not start", p.what);
-    out
+    let mut words = line.split_whitespace().map(str::to_owned);
+    if words.next().as_deref() == Some("READY") {
+        return (out, words.collect());
+    }
+    let _ = p.child.kill(); // Harmless if it has exited; a child still running must not hang us.
+    let status = p.child.wait().expect("waiting for the child");
+    let mut err = String::new();
+    if let Some(mut e) = p.child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    panic!(
+        "{} did not start: expected READY, got {line:?}; it exited with {status}, stderr:\n{err}",
+        p.what
+    );
 }
 
 /// Waits for the child within `timeout`, returning its status, stdout and stderr.

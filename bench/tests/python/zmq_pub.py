@@ -6,11 +6,20 @@ bench/tests/pyzmq_interop.rs to check `s2bench zsub` against an independent peer
 REP on --sync answers the sync request with "<size>, <samples>", PUB on --port (HWM 0) sends
 `samples` messages "SciStream:" + "a" * size, then "SciStream:STOP", then REP answers
 "FIN" with "FIN_ACK".
+Port 0 picks a free port; the READY line names both ports ("READY <port> <sync>").
 """
 import argparse
 import sys
 
 import zmq
+
+
+def bind(sock, ip, port):
+    """Binds `sock` to ip:port (a free port when 0) and returns the port."""
+    if port == 0:
+        return sock.bind_to_random_port(f"tcp://{ip}")
+    sock.bind(f"tcp://{ip}:{port}")
+    return port
 
 
 def main():
@@ -25,12 +34,12 @@ def main():
 
     ctx = zmq.Context()
     rep = ctx.socket(zmq.REP)
-    rep.bind(f"tcp://{a.bind_ip}:{a.sync}")
+    sync = bind(rep, a.bind_ip, a.sync)
     pub = ctx.socket(zmq.PUB)
     pub.set_hwm(0)
-    pub.bind(f"tcp://{a.bind_ip}:{a.port}")
+    port = bind(pub, a.bind_ip, a.port)
     rep.setsockopt(zmq.RCVTIMEO, int(a.timeout * 1000))
-    print("READY", flush=True)
+    print(f"READY {port} {sync}", flush=True)
 
     rep.recv()
     rep.send_string(f"{a.size}, {a.samples}")
