@@ -172,3 +172,129 @@ fn a_lost_last_segment_after_the_peers_fin_is_repaired_by_the_timer() {
     let (got, took) = transfer(len, |at, n, nth| nth == 0 && at + n == len);
     assert_eq!(got, len, "the stream stalled after a tail loss ({took})");
 }
+
+/// The TCP header of an Ethernet frame: sequence number, ACK number, payload length.
+fn segment(frame: &[u8]) -> Option<(i32, i32, usize)> {
+    use smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    Some((tcp.seq_number().0, tcp.ack_number().0, tcp.payload().len()))
+}
+
+/// After a retransmission timeout an empty ACK still carries the highest sequence number sent
+/// (SND.MAX), not the point the timeout rewound to.
+///
+/// The peer may already hold the data beyond that point (only its ACKs were lost). An ACK below
+/// the peer's RCV.NXT is outside its window and the peer discards it, ACK field and all
+/// (RFC 9293 3.10.7.4). smoltcp 0.12 sent them there, so once both ends of a connection with
+/// data both ways were retransmitting, neither heard the other's ACKs and the connection
+/// stalled for good (`two_step_dpdk` on the testbed, with the congestion window down to one
+/// segment after the timeout). Patched in `third_party/smoltcp` (PATCHES.md).
+#[test]
+fn an_ack_after_a_timeout_carries_the_highest_sequence_number_sent() {
+    let mut now = Instant::from_millis(0);
+    let mut a = host(1, [10, 0, 0, 1], now, 1 << 20);
+    let mut b = host(2, [10, 0, 0, 2], now, 1 << 20);
+    a.sockets
+        .get_mut::<tcp::Socket>(a.handle)
+        .listen(5000)
+        .unwrap();
+    b.sockets
+        .get_mut::<tcp::Socket>(b.handle)
+        .connect(b.iface.context(), (IpAddress::v4(10, 0, 0, 1), 5000), 40000)
+        .unwrap();
+    // Polls both for `ms` of virtual time in 1 ms steps (smoltcp sends one segment per socket
+    // per poll, so several polls a step); frames cross the link only if `up`. Returns the
+    // frames `a` sent.
+    let mut run = |a: &mut smol::Host, b: &mut smol::Host, ms: u64, up: bool| {
+        let mut from_a = Vec::new();
+        for _ in 0..ms {
+            for _ in 0..16 {
+                a.iface.poll(now, &mut a.dev, &mut a.sockets);
+                b.iface.poll(now, &mut b.dev, &mut b.sockets);
+            }
+            for f in a.dev.tx.drain(..) {
+                from_a.push(f.clone());
+                if up {
+                    b.dev.rx.push_back(f);
+                }
+            }
+            for f in b.dev.tx.drain(..) {
+                if up {
+                    a.dev.rx.push_back(f);
+                }
+            }
+            now += Duration::from_millis(1);
+        }
+        from_a
+    };
+    // Connect, and one clean exchange each way so that both have a congestion window in effect.
+    run(&mut a, &mut b, 1500, true);
+    for h in [&mut a, &mut b] {
+        sockets(h).send_slice(&[7; 1460]).unwrap();
+    }
+    run(&mut a, &mut b, 100, true);
+    for h in [&mut a, &mut b] {
+        assert_eq!(sockets(h).send_queue(), 0);
+        sockets(h).recv(|d| (d.len(), ())).unwrap();
+    }
+    // Both send 8 segments at once. The flights cross and arrive; then the link goes down
+    // before either end's ACK of the other's flight gets through.
+    for h in [&mut a, &mut b] {
+        sockets(h).send_slice(&[9; 8 * 1460]).unwrap();
+    }
+    let sent = run(&mut a, &mut b, 1, true);
+    let data: Vec<_> = sent
+        .iter()
+        .filter_map(|f| segment(f))
+        .filter(|&(_, _, n)| n > 0)
+        .collect();
+    let base = data.first().expect("a sent data").0;
+    let snd_max = data
+        .iter()
+        .map(|&(seq, _, n)| seq.wrapping_add(n as i32))
+        .max_by_key(|s| s.wrapping_sub(base))
+        .expect("a sent data");
+    // Both time out (several times) and rewind: each end now resends data the other holds.
+    let resent = run(&mut a, &mut b, 3000, false);
+    for h in [&mut a, &mut b] {
+        assert_eq!(
+            sockets(h).recv_queue(),
+            8 * 1460,
+            "the flights did not cross"
+        );
+        assert_eq!(sockets(h).send_queue(), 8 * 1460, "an ACK got through");
+    }
+    assert!(
+        resent
+            .iter()
+            .filter_map(|f| segment(f))
+            .any(|(seq, _, n)| n > 0 && seq == base),
+        "a did not retransmit from its first unacknowledged segment"
+    );
+    // The link is back. Every empty ACK `a` sends carries SND.MAX, and the connection goes on.
+    let after = run(&mut a, &mut b, 5000, true);
+    for (seq, _, _) in after
+        .iter()
+        .filter_map(|f| segment(f))
+        .filter(|&(_, _, n)| n == 0)
+    {
+        assert_eq!(
+            seq, snd_max,
+            "an empty ACK carried sequence number {seq}, not SND.MAX {snd_max}: the peer \
+             discards it as outside its window"
+        );
+    }
+    for h in [&mut a, &mut b] {
+        assert_eq!(
+            sockets(h).send_queue(),
+            0,
+            "the connection stalled with both ends retransmitting"
+        );
+    }
+}
+
+fn sockets(h: &mut smol::Host) -> &mut tcp::Socket<'static> {
+    h.sockets.get_mut::<tcp::Socket>(h.handle)
+}

@@ -354,6 +354,17 @@ impl Timer {
         }
     }
 
+    /// A running retransmission timer starts over from `timestamp` (new data was
+    /// acknowledged); any other state is left alone.
+    fn restart_retransmit(&mut self, timestamp: Instant, delay: Duration) {
+        if let Timer::Retransmit { .. } = *self {
+            *self = Timer::Retransmit {
+                expires_at: timestamp + delay,
+                delay,
+            }
+        }
+    }
+
     fn set_for_fast_retransmit(&mut self) {
         *self = Timer::FastRetransmit
     }
@@ -440,6 +451,9 @@ pub struct Socket<'a> {
     /// The last sequence number sent.
     /// I.e. in an idle socket, local_seq_no+tx_buffer.len().
     remote_last_seq: TcpSeqNumber,
+    /// SciStream-RS patch: the highest sequence number sent so far (SND.MAX). A retransmission
+    /// rewinds `remote_last_seq`; empty ACKs still carry this one (see PATCHES.md).
+    remote_max_seq: TcpSeqNumber,
     /// The last acknowledgement number sent.
     /// I.e. in an idle socket, remote_seq_no+rx_buffer.len().
     remote_last_ack: Option<TcpSeqNumber>,
@@ -532,6 +546,7 @@ impl<'a> Socket<'a> {
             local_seq_no: TcpSeqNumber::default(),
             remote_seq_no: TcpSeqNumber::default(),
             remote_last_seq: TcpSeqNumber::default(),
+            remote_max_seq: TcpSeqNumber::default(),
             remote_last_ack: None,
             remote_last_win: 0,
             remote_win_len: 0,
@@ -679,6 +694,16 @@ impl<'a> Socket<'a> {
     #[inline]
     fn scaled_window(&self) -> u16 {
         u16::try_from(self.rx_buffer.window() >> self.remote_win_shift).unwrap_or(u16::MAX)
+    }
+
+    /// SciStream-RS patch: the highest sequence number sent (SND.MAX), which a retransmission
+    /// does not rewind.
+    fn snd_max(&self) -> TcpSeqNumber {
+        if self.remote_max_seq > self.remote_last_seq {
+            self.remote_max_seq
+        } else {
+            self.remote_last_seq
+        }
     }
 
     /// Return the last window field value, including scaling according to RFC 1323.
@@ -833,6 +858,7 @@ impl<'a> Socket<'a> {
         self.local_seq_no = TcpSeqNumber::default();
         self.remote_seq_no = TcpSeqNumber::default();
         self.remote_last_seq = TcpSeqNumber::default();
+        self.remote_max_seq = TcpSeqNumber::default();
         self.remote_last_ack = None;
         self.remote_last_win = 0;
         self.remote_win_len = 0;
@@ -979,6 +1005,7 @@ impl<'a> Socket<'a> {
         let seq = Self::random_seq_no(cx);
         self.local_seq_no = seq;
         self.remote_last_seq = seq;
+        self.remote_max_seq = seq;
         Ok(())
     }
 
@@ -1380,7 +1407,8 @@ impl<'a> Socket<'a> {
         // [...] an empty acknowledgment segment containing the current send-sequence number
         // and an acknowledgment indicating the next sequence number expected
         // to be received.
-        reply_repr.seq_number = self.remote_last_seq;
+        // SciStream-RS patch: SND.MAX, not the rewound retransmission point (see `dispatch`).
+        reply_repr.seq_number = self.snd_max();
         reply_repr.ack_number = Some(self.remote_seq_no + self.rx_buffer.len());
         self.remote_last_ack = reply_repr.ack_number;
 
@@ -1712,6 +1740,13 @@ impl<'a> Socket<'a> {
                 self.congestion_controller
                     .inner_mut()
                     .on_ack(cx.now(), ack_len, &self.rtte);
+                // SciStream-RS patch: an ACK of new data restarts a running retransmission
+                // timer (RFC 6298, 5.3); smoltcp let it run from the oldest segment, so a
+                // window-limited sender timed out spuriously every RTO (see PATCHES.md).
+                if ack_len > 0 {
+                    self.timer
+                        .restart_retransmit(cx.now(), self.rtte.retransmission_timeout());
+                }
             }
         }
 
@@ -1771,6 +1806,7 @@ impl<'a> Socket<'a> {
                 self.local_seq_no = Self::random_seq_no(cx);
                 self.remote_seq_no = repr.seq_number + 1;
                 self.remote_last_seq = self.local_seq_no;
+                self.remote_max_seq = self.local_seq_no;
                 self.remote_has_sack = repr.sack_permitted;
                 self.remote_win_scale = repr.window_scale;
                 // Remote doesn't support window scaling, don't do it.
@@ -1822,6 +1858,7 @@ impl<'a> Socket<'a> {
 
                 self.remote_seq_no = repr.seq_number + 1;
                 self.remote_last_seq = self.local_seq_no + 1;
+                self.remote_max_seq = self.local_seq_no + 1;
                 self.remote_last_ack = Some(repr.seq_number);
                 self.remote_has_sack = repr.sack_permitted;
                 self.remote_win_scale = repr.window_scale;
@@ -2042,6 +2079,9 @@ impl<'a> Socket<'a> {
             if self.remote_last_seq < self.local_seq_no {
                 self.remote_last_seq = self.local_seq_no
             }
+            if self.remote_max_seq < self.local_seq_no {
+                self.remote_max_seq = self.local_seq_no
+            }
         }
 
         // update last remote tsval
@@ -2175,8 +2215,20 @@ impl<'a> Socket<'a> {
             0
         };
 
-        // Compare max_send with the congestion window.
-        let max_send = max_send.min(self.congestion_controller.inner().window());
+        // Compare max_send with what the congestion window leaves beside the bytes in flight.
+        // (SciStream-RS patch: smoltcp compared it with the window itself, so the window never
+        // bounded the bytes in flight; see PATCHES.md.)
+        let in_flight = if self.remote_last_seq > self.local_seq_no {
+            self.remote_last_seq - self.local_seq_no
+        } else {
+            0
+        };
+        let cwnd_room = self
+            .congestion_controller
+            .inner()
+            .window()
+            .saturating_sub(in_flight);
+        let max_send = max_send.min(cwnd_room);
 
         // Can we send at least 1 octet?
         let mut can_send = max_send != 0;
@@ -2474,6 +2526,23 @@ impl<'a> Socket<'a> {
             is_keep_alive = false;
         }
 
+        // SciStream-RS patch: an empty ACK carries the highest sequence number sent (SND.MAX),
+        // not the point a retransmission rewound `remote_last_seq` to. The peer may already hold
+        // data beyond that point; a zero-length segment below its RCV.NXT is out of its window
+        // and its ACK field is ignored (RFC 9293 3.10.7.4). With data flowing both ways and both
+        // ends retransmitting, neither end's ACKs were heard and the connection stalled for
+        // good (see PATCHES.md).
+        let empty_ack = !is_keep_alive
+            && repr.control == TcpControl::None
+            && repr.payload.is_empty()
+            && !matches!(
+                self.state,
+                State::Closed | State::Listen | State::SynSent | State::SynReceived
+            );
+        if empty_ack {
+            repr.seq_number = self.snd_max();
+        }
+
         // Trace a summary of what will be sent.
         if is_keep_alive {
             tcp_trace!("sending a keep-alive");
@@ -2536,7 +2605,12 @@ impl<'a> Socket<'a> {
         }
 
         // We've sent a packet successfully, so we can update the internal state now.
-        self.remote_last_seq = repr.seq_number + repr.segment_len();
+        if !empty_ack {
+            self.remote_last_seq = repr.seq_number + repr.segment_len();
+        }
+        if self.remote_max_seq < self.remote_last_seq {
+            self.remote_max_seq = self.remote_last_seq;
+        }
         self.remote_last_ack = repr.ack_number;
         self.remote_last_win = repr.window_len;
 

@@ -1,35 +1,129 @@
-use crate::time::Instant;
+// CUBIC (RFC 9438) in bytes, rewritten for SciStream-RS (see PATCHES.md).
+//
+// smoltcp 0.12's version never lowered the window on loss (it only recorded `w_max`), mixed
+// bytes and segments in the cubic function (so `K` came out at minutes), and slow-started up to
+// the peer's whole receive window. On a path with a shallow bottleneck queue the sender kept
+// several times the path's capacity in flight and the queue dropped most of it.
+//
+// This one follows the RFC: slow start to `ssthresh`, a multiplicative decrease by
+// `BETA_CUBIC` once per loss episode (third duplicate ACK; a retransmission timeout also
+// collapses the window to one segment), the cubic growth function in segments with fast
+// convergence, and the Reno-friendly region. Its behaviour is tested against a bottleneck
+// link in `dataplane/tests/smoltcp_congestion.rs` (the vendored crate's own tests are not built).
+
+use crate::time::{Duration, Instant};
 
 use super::Controller;
+use crate::socket::tcp::RttEstimator;
 
-// Constants for the Cubic congestion control algorithm.
-// See RFC 8312.
 const BETA_CUBIC: f64 = 0.7;
 const C: f64 = 0.4;
+/// Reno-friendly additive increase per RTT (segments), RFC 9438 §4.3.
+const ALPHA_CUBIC: f64 = 3.0 * (1.0 - BETA_CUBIC) / (1.0 + BETA_CUBIC);
+const INITIAL_SEGMENTS: usize = 10;
+/// Duplicate ACKs that mean a loss (smoltcp's fast retransmit fires at the same count).
+const DUP_ACK_THRESHOLD: u8 = 3;
 
 #[derive(Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Cubic {
-    cwnd: usize,     // Congestion window
-    min_cwnd: usize, // The minimum size of congestion window
-    w_max: usize,    // Window size just before congestion
-    recovery_start: Option<Instant>,
-    rwnd: usize, // Remote window
-    last_update: Instant,
+    cwnd: usize,
     ssthresh: usize,
+    mss: usize,
+    /// The largest receive window the peer advertised: the window never grows past it.
+    rwnd: usize,
+    /// Window (bytes) just before the last reduction.
+    w_max: f64,
+    /// Time (s) the cubic function takes to grow back to `w_max`.
+    k: f64,
+    /// Start of the current congestion-avoidance epoch.
+    epoch_start: Option<Instant>,
+    /// Reno-friendly estimate of the window (bytes).
+    w_est: f64,
+    dup_acks: u8,
+    /// A loss before this time belongs to the episode already reacted to.
+    recovery_until: Option<Instant>,
+    srtt: Duration,
+    /// Some data was acknowledged: before that, a timeout is the handshake's (a lost SYN
+    /// says nothing about the path's capacity) and leaves the window alone.
+    acked: bool,
 }
 
 impl Cubic {
     pub fn new() -> Cubic {
+        let mss = 1024;
         Cubic {
-            cwnd: 1024 * 2,
-            min_cwnd: 1024 * 2,
-            w_max: 1024 * 2,
-            recovery_start: None,
-            rwnd: 64 * 1024,
-            last_update: Instant::from_millis(0),
+            cwnd: INITIAL_SEGMENTS * mss,
             ssthresh: usize::MAX,
+            mss,
+            rwnd: 64 * 1024,
+            w_max: 0.0,
+            k: 0.0,
+            epoch_start: None,
+            w_est: 0.0,
+            dup_acks: 0,
+            recovery_until: None,
+            srtt: Duration::from_millis(100),
+            acked: false,
         }
+    }
+
+    fn min_cwnd(&self) -> usize {
+        self.mss
+    }
+
+    /// A loss was detected at `now`; `timeout` when by the retransmission timer.
+    fn on_loss(&mut self, now: Instant, timeout: bool) {
+        if !self.acked {
+            return;
+        }
+        let in_recovery = self.recovery_until.is_some_and(|t| now < t);
+        if in_recovery && !timeout {
+            return;
+        }
+        if !in_recovery {
+            let cwnd = self.cwnd as f64;
+            // Fast convergence: a flow whose window shrank since the last loss yields room.
+            self.w_max = if cwnd < self.w_max {
+                cwnd * (1.0 + BETA_CUBIC) / 2.0
+            } else {
+                cwnd
+            };
+            self.ssthresh = ((cwnd * BETA_CUBIC) as usize).max(2 * self.mss);
+        }
+        self.cwnd = if timeout {
+            self.min_cwnd()
+        } else {
+            self.ssthresh
+        };
+        self.epoch_start = None;
+        self.recovery_until = Some(now + self.srtt.max(Duration::from_millis(1)));
+    }
+
+    fn congestion_avoidance(&mut self, now: Instant, len: usize) {
+        let mss = self.mss as f64;
+        let cwnd = self.cwnd as f64;
+        let epoch = match self.epoch_start {
+            Some(e) => e,
+            None => {
+                self.epoch_start = Some(now);
+                if cwnd < self.w_max {
+                    self.k = ((self.w_max - cwnd) / mss / C).cbrt();
+                } else {
+                    self.k = 0.0;
+                    self.w_max = cwnd;
+                }
+                self.w_est = cwnd;
+                now
+            }
+        };
+        let t = (now - epoch).total_micros() as f64 / 1e6 + self.srtt.total_micros() as f64 / 1e6;
+        let cubic = C * (t - self.k).powi(3) * mss + self.w_max;
+        // Reno-friendly region: never slower than Reno with the same decrease.
+        self.w_est += ALPHA_CUBIC * mss * len as f64 / cwnd;
+        let target = cubic.max(self.w_est).clamp(cwnd, 1.5 * cwnd);
+        let grow = ((target - cwnd) * len as f64 / cwnd) as usize;
+        self.cwnd = self.cwnd.saturating_add(grow);
     }
 }
 
@@ -39,15 +133,21 @@ impl Controller for Cubic {
     }
 
     fn on_retransmit(&mut self, now: Instant) {
-        self.w_max = self.cwnd;
-        self.ssthresh = self.cwnd >> 1;
-        self.recovery_start = Some(now);
+        // smoltcp calls this for the fast retransmit too (its timer fires at once after the
+        // third duplicate ACK); that loss was counted in `on_duplicate_ack`. A timeout while
+        // the duplicate ACKs still stand (the fast retransmit itself was lost) is the same
+        // episode: collapsing the window then measured worse (go-back-N resends the whole
+        // window either way, and slow start from one segment overshoots again).
+        if self.dup_acks < DUP_ACK_THRESHOLD {
+            self.on_loss(now, true);
+        }
     }
 
     fn on_duplicate_ack(&mut self, now: Instant) {
-        self.w_max = self.cwnd;
-        self.ssthresh = self.cwnd >> 1;
-        self.recovery_start = Some(now);
+        self.dup_acks = self.dup_acks.saturating_add(1);
+        if self.dup_acks == DUP_ACK_THRESHOLD {
+            self.on_loss(now, true);
+        }
     }
 
     fn set_remote_window(&mut self, remote_window: usize) {
@@ -56,257 +156,27 @@ impl Controller for Cubic {
         }
     }
 
-    fn on_ack(&mut self, _now: Instant, len: usize, _rtt: &crate::socket::tcp::RttEstimator) {
-        // Slow start.
+    fn on_ack(&mut self, now: Instant, len: usize, rtt: &RttEstimator) {
+        if len > 0 {
+            self.dup_acks = 0;
+        }
+        self.acked |= len > 0;
+        self.srtt = Duration::from_millis(u64::from(rtt.rtt.max(1)));
         if self.cwnd < self.ssthresh {
-            self.cwnd = self
-                .cwnd
-                .saturating_add(len)
-                .min(self.rwnd)
-                .max(self.min_cwnd);
-        }
-    }
-
-    fn pre_transmit(&mut self, now: Instant) {
-        let Some(recovery_start) = self.recovery_start else {
-            self.recovery_start = Some(now);
-            return;
-        };
-
-        let now_millis = now.total_millis();
-
-        // If the last update was less than 100ms ago, don't update the congestion window.
-        if self.last_update > recovery_start && now_millis - self.last_update.total_millis() < 100 {
-            return;
-        }
-
-        // Elapsed time since the start of the recovery phase.
-        let t = now_millis - recovery_start.total_millis();
-        if t < 0 {
-            return;
-        }
-
-        // K = (w_max * (1 - beta) / C)^(1/3)
-        let k3 = ((self.w_max as f64) * (1.0 - BETA_CUBIC)) / C;
-        let k = if let Some(k) = cube_root(k3) {
-            k
+            // Slow start (also right after a timeout), at most two segments per ACK.
+            self.cwnd = self.cwnd.saturating_add(len.min(self.cwnd));
+        } else if self.recovery_until.is_some_and(|t| now < t) {
+            // Recovery: the reduced window holds until the episode ends.
         } else {
-            return;
-        };
-
-        // cwnd = C(T - K)^3 + w_max
-        let s = t as f64 / 1000.0 - k;
-        let s = s * s * s;
-        let cwnd = C * s + self.w_max as f64;
-
-        self.last_update = now;
-
-        self.cwnd = (cwnd as usize).max(self.min_cwnd).min(self.rwnd);
+            self.congestion_avoidance(now, len);
+        }
+        self.cwnd = self.cwnd.min(self.rwnd.max(self.min_cwnd())).max(self.min_cwnd());
     }
 
     fn set_mss(&mut self, mss: usize) {
-        self.min_cwnd = mss;
-    }
-}
-
-#[inline]
-fn abs(a: f64) -> f64 {
-    if a < 0.0 {
-        -a
-    } else {
-        a
-    }
-}
-
-/// Calculate cube root by using the Newton-Raphson method.
-fn cube_root(a: f64) -> Option<f64> {
-    if a <= 0.0 {
-        return None;
-    }
-
-    let (tolerance, init) = if a < 1_000.0 {
-        (1.0, 8.879040017426005) // cube_root(700.0)
-    } else if a < 1_000_000.0 {
-        (5.0, 88.79040017426004) // cube_root(700_000.0)
-    } else if a < 1_000_000_000.0 {
-        (50.0, 887.9040017426004) // cube_root(700_000_000.0)
-    } else if a < 1_000_000_000_000.0 {
-        (500.0, 8879.040017426003) // cube_root(700_000_000_000.0)
-    } else if a < 1_000_000_000_000_000.0 {
-        (5000.0, 88790.40017426001) // cube_root(700_000_000_000.0)
-    } else {
-        (50000.0, 887904.0017426) // cube_root(700_000_000_000_000.0)
-    };
-
-    let mut x = init; // initial value
-    let mut n = 20; // The maximum iteration
-    loop {
-        let next_x = (2.0 * x + a / (x * x)) / 3.0;
-        if abs(next_x - x) < tolerance {
-            return Some(next_x);
+        self.mss = mss.max(1);
+        if !self.acked {
+            self.cwnd = INITIAL_SEGMENTS * self.mss;
         }
-        x = next_x;
-
-        if n == 0 {
-            return Some(next_x);
-        }
-
-        n -= 1;
-    }
-}
-
-#[cfg(test)]
-mod test {
-    use crate::{socket::tcp::RttEstimator, time::Instant};
-
-    use super::*;
-
-    #[test]
-    fn test_cubic() {
-        let remote_window = 64 * 1024 * 1024;
-        let now = Instant::from_millis(0);
-
-        for i in 0..10 {
-            for j in 0..9 {
-                let mut cubic = Cubic::new();
-                // Set remote window.
-                cubic.set_remote_window(remote_window);
-
-                cubic.set_mss(1480);
-
-                if i & 1 == 0 {
-                    cubic.on_retransmit(now);
-                } else {
-                    cubic.on_duplicate_ack(now);
-                }
-
-                cubic.pre_transmit(now);
-
-                let mut n = i;
-                for _ in 0..j {
-                    n *= i;
-                }
-
-                let elapsed = Instant::from_millis(n);
-                cubic.pre_transmit(elapsed);
-
-                let cwnd = cubic.window();
-                println!("Cubic: elapsed = {}, cwnd = {}", elapsed, cwnd);
-
-                assert!(cwnd >= cubic.min_cwnd);
-                assert!(cubic.window() <= remote_window);
-            }
-        }
-    }
-
-    #[test]
-    fn cubic_time_inversion() {
-        let mut cubic = Cubic::new();
-
-        let t1 = Instant::from_micros(0);
-        let t2 = Instant::from_micros(i64::MAX);
-
-        cubic.on_retransmit(t2);
-        cubic.pre_transmit(t1);
-
-        let cwnd = cubic.window();
-        println!("Cubic:time_inversion: cwnd: {}, cubic: {cubic:?}", cwnd);
-
-        assert!(cwnd >= cubic.min_cwnd);
-        assert!(cwnd <= cubic.rwnd);
-    }
-
-    #[test]
-    fn cubic_long_elapsed_time() {
-        let mut cubic = Cubic::new();
-
-        let t1 = Instant::from_millis(0);
-        let t2 = Instant::from_micros(i64::MAX);
-
-        cubic.on_retransmit(t1);
-        cubic.pre_transmit(t2);
-
-        let cwnd = cubic.window();
-        println!("Cubic:long_elapsed_time: cwnd: {}", cwnd);
-
-        assert!(cwnd >= cubic.min_cwnd);
-        assert!(cwnd <= cubic.rwnd);
-    }
-
-    #[test]
-    fn cubic_last_update() {
-        let mut cubic = Cubic::new();
-
-        let t1 = Instant::from_millis(0);
-        let t2 = Instant::from_millis(100);
-        let t3 = Instant::from_millis(199);
-        let t4 = Instant::from_millis(20000);
-
-        cubic.on_retransmit(t1);
-
-        cubic.pre_transmit(t2);
-        let cwnd2 = cubic.window();
-
-        cubic.pre_transmit(t3);
-        let cwnd3 = cubic.window();
-
-        cubic.pre_transmit(t4);
-        let cwnd4 = cubic.window();
-
-        println!(
-            "Cubic:last_update: cwnd2: {}, cwnd3: {}, cwnd4: {}",
-            cwnd2, cwnd3, cwnd4
-        );
-
-        assert_eq!(cwnd2, cwnd3);
-        assert_ne!(cwnd2, cwnd4);
-    }
-
-    #[test]
-    fn cubic_slow_start() {
-        let mut cubic = Cubic::new();
-
-        let t1 = Instant::from_micros(0);
-
-        let cwnd = cubic.window();
-        let ack_len = 1024;
-
-        cubic.on_ack(t1, ack_len, &RttEstimator::default());
-
-        assert!(cubic.window() > cwnd);
-
-        for i in 1..1000 {
-            let t2 = Instant::from_micros(i);
-            cubic.on_ack(t2, ack_len * 100, &RttEstimator::default());
-            assert!(cubic.window() <= cubic.rwnd);
-        }
-
-        let t3 = Instant::from_micros(2000);
-
-        let cwnd = cubic.window();
-        cubic.on_retransmit(t3);
-        assert_eq!(cwnd >> 1, cubic.ssthresh);
-    }
-
-    #[test]
-    fn cubic_pre_transmit() {
-        let mut cubic = Cubic::new();
-        cubic.pre_transmit(Instant::from_micros(2000));
-    }
-
-    #[test]
-    fn test_cube_root() {
-        for n in (1..1000000).step_by(99) {
-            let a = n as f64;
-            let a = a * a * a;
-            let result = cube_root(a);
-            println!("cube_root({a}) = {}", result.unwrap());
-        }
-    }
-
-    #[test]
-    #[should_panic]
-    fn cube_root_zero() {
-        cube_root(0.0).unwrap();
     }
 }
