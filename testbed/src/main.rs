@@ -149,7 +149,9 @@ enum Cmd {
         /// Bytes per stream consumer → producer.
         #[arg(long = "reverse-bytes", default_value = "16M", value_parser = parse_size)]
         reverse_bytes: u64,
-        /// Data-path engine of both gateways: copy or splice.
+        /// Data-path engine of both gateways: copy (TLS on the WAN), quic (the QUIC tunnel), or a
+        /// plaintext one with --wan-plaintext: splice (implies it), sockmap, dpdk (the gateways'
+        /// data veths become DPDK ports).
         #[arg(long, default_value = "copy")]
         engine: String,
         /// Run the WAN leg unencrypted (required by splice).
