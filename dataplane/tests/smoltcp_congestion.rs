@@ -15,10 +15,9 @@ use std::collections::VecDeque;
 
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::IpAddress;
 
 mod smol;
-use smol::{host, tcp_of};
+use smol::{connecting_pair, tcp_of};
 
 struct Path {
     /// Bottleneck rate, bytes per second.
@@ -50,22 +49,7 @@ impl Report {
 fn bulk(len: usize, buffer: usize, path: &Path) -> Report {
     let start = Instant::from_millis(0);
     let mut now = start;
-    let mut server = host(1, [10, 0, 0, 1], now, buffer);
-    let mut client = host(2, [10, 0, 0, 2], now, buffer);
-    server
-        .sockets
-        .get_mut::<tcp::Socket>(server.handle)
-        .listen(5000)
-        .unwrap();
-    client
-        .sockets
-        .get_mut::<tcp::Socket>(client.handle)
-        .connect(
-            client.iface.context(),
-            (IpAddress::v4(10, 0, 0, 1), 5000),
-            40000,
-        )
-        .unwrap();
+    let (mut server, mut client) = connecting_pair(now, buffer);
     let payload = vec![0xa5; 64 << 10];
     let (mut sent, mut got) = (0usize, 0usize);
     let (mut data_frames, mut dropped) = (0usize, 0usize);

@@ -12,10 +12,9 @@ use std::collections::VecDeque;
 
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::IpAddress;
 
 mod smol;
-use smol::{host, tcp_of};
+use smol::{connecting_pair, tcp_of};
 
 /// Runs a transfer of `len` bytes from the server to the client; the client half-closes right
 /// after connecting. `drop(offset, len, nth)` decides, for each server→client data segment
@@ -24,22 +23,7 @@ use smol::{host, tcp_of};
 fn transfer(len: usize, mut drop: impl FnMut(usize, usize, usize) -> bool) -> (usize, Duration) {
     let start = Instant::from_millis(0);
     let mut now = start;
-    let mut server = host(1, [10, 0, 0, 1], now, 1 << 20);
-    let mut client = host(2, [10, 0, 0, 2], now, 1 << 20);
-    server
-        .sockets
-        .get_mut::<tcp::Socket>(server.handle)
-        .listen(5000)
-        .unwrap();
-    client
-        .sockets
-        .get_mut::<tcp::Socket>(client.handle)
-        .connect(
-            client.iface.context(),
-            (IpAddress::v4(10, 0, 0, 1), 5000),
-            40000,
-        )
-        .unwrap();
+    let (mut server, mut client) = connecting_pair(now, 1 << 20);
     let (mut sent, mut got) = (0usize, 0usize);
     let mut first_seq = None;
     let mut seen = std::collections::HashMap::<usize, usize>::new();
@@ -173,15 +157,6 @@ fn a_lost_last_segment_after_the_peers_fin_is_repaired_by_the_timer() {
     assert_eq!(got, len, "the stream stalled after a tail loss ({took})");
 }
 
-/// The TCP header of an Ethernet frame: sequence number, ACK number, payload length.
-fn segment(frame: &[u8]) -> Option<(i32, i32, usize)> {
-    use smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    Some((tcp.seq_number().0, tcp.ack_number().0, tcp.payload().len()))
-}
-
 /// After a retransmission timeout an empty ACK still carries the highest sequence number sent
 /// (SND.MAX), not the point the timeout rewound to.
 ///
@@ -194,16 +169,7 @@ fn segment(frame: &[u8]) -> Option<(i32, i32, usize)> {
 #[test]
 fn an_ack_after_a_timeout_carries_the_highest_sequence_number_sent() {
     let mut now = Instant::from_millis(0);
-    let mut a = host(1, [10, 0, 0, 1], now, 1 << 20);
-    let mut b = host(2, [10, 0, 0, 2], now, 1 << 20);
-    a.sockets
-        .get_mut::<tcp::Socket>(a.handle)
-        .listen(5000)
-        .unwrap();
-    b.sockets
-        .get_mut::<tcp::Socket>(b.handle)
-        .connect(b.iface.context(), (IpAddress::v4(10, 0, 0, 1), 5000), 40000)
-        .unwrap();
+    let (mut a, mut b) = connecting_pair(now, 1 << 20);
     // Polls both for `ms` of virtual time in 1 ms steps (smoltcp sends one segment per socket
     // per poll, so several polls a step); frames cross the link only if `up`. Returns the
     // frames `a` sent.
@@ -247,13 +213,13 @@ fn an_ack_after_a_timeout_carries_the_highest_sequence_number_sent() {
     let sent = run(&mut a, &mut b, 1, true);
     let data: Vec<_> = sent
         .iter()
-        .filter_map(|f| segment(f))
-        .filter(|&(_, _, n)| n > 0)
+        .filter_map(|f| tcp_of(f))
+        .filter(|&(_, n)| n > 0)
         .collect();
     let base = data.first().expect("a sent data").0;
     let snd_max = data
         .iter()
-        .map(|&(seq, _, n)| seq.wrapping_add(n as i32))
+        .map(|&(seq, n)| seq.wrapping_add(n as i32))
         .max_by_key(|s| s.wrapping_sub(base))
         .expect("a sent data");
     // Both time out (several times) and rewind: each end now resends data the other holds.
@@ -269,16 +235,16 @@ fn an_ack_after_a_timeout_carries_the_highest_sequence_number_sent() {
     assert!(
         resent
             .iter()
-            .filter_map(|f| segment(f))
-            .any(|(seq, _, n)| n > 0 && seq == base),
+            .filter_map(|f| tcp_of(f))
+            .any(|(seq, n)| n > 0 && seq == base),
         "a did not retransmit from its first unacknowledged segment"
     );
     // The link is back. Every empty ACK `a` sends carries SND.MAX, and the connection goes on.
     let after = run(&mut a, &mut b, 5000, true);
-    for (seq, _, _) in after
+    for (seq, _) in after
         .iter()
-        .filter_map(|f| segment(f))
-        .filter(|&(_, _, n)| n == 0)
+        .filter_map(|f| tcp_of(f))
+        .filter(|&(_, n)| n == 0)
     {
         assert_eq!(
             seq, snd_max,

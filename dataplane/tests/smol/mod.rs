@@ -93,3 +93,25 @@ pub(crate) fn host(mac: u8, ip: [u8; 4], now: Instant, buffer: usize) -> Host {
         handle,
     }
 }
+
+/// A server at 10.0.0.1 listening on port 5000 and a client at 10.0.0.2 connecting to it (the
+/// handshake runs once both are polled), `buffer` bytes each way.
+pub(crate) fn connecting_pair(now: Instant, buffer: usize) -> (Host, Host) {
+    let mut server = host(1, [10, 0, 0, 1], now, buffer);
+    let mut client = host(2, [10, 0, 0, 2], now, buffer);
+    server
+        .sockets
+        .get_mut::<tcp::Socket>(server.handle)
+        .listen(5000)
+        .unwrap();
+    client
+        .sockets
+        .get_mut::<tcp::Socket>(client.handle)
+        .connect(
+            client.iface.context(),
+            (IpAddress::v4(10, 0, 0, 1), 5000),
+            40000,
+        )
+        .unwrap();
+    (server, client)
+}
