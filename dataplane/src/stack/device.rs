@@ -127,6 +127,7 @@ impl phy::Device for PortDevice {
     type RxToken<'a> = RxToken<'a>;
     type TxToken<'a> = TxToken<'a>;
 
+    #[inline]
     fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         loop {
             let i = self.rx_next;
@@ -151,6 +152,7 @@ impl phy::Device for PortDevice {
         }
     }
 
+    #[inline]
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
         if self.tx_buf.len() >= self.tx_buf.capacity() {
             return None; // back-pressure smoltcp until the next flush
@@ -192,6 +194,7 @@ pub struct RxToken<'a> {
 }
 
 impl phy::RxToken for RxToken<'_> {
+    #[inline]
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         f(self.frame.data())
     }
@@ -205,6 +208,7 @@ pub struct TxToken<'a> {
 }
 
 impl phy::TxToken for TxToken<'_> {
+    #[inline]
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let Some(mut m) = self.pool.alloc() else {
             self.counters.tx_no_mbuf += 1;
