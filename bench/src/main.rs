@@ -20,6 +20,7 @@
 
 mod compare;
 mod deploy;
+mod dpdk_relay;
 mod dpdk_rx;
 mod gateways;
 mod load;
@@ -124,6 +125,19 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// TCP goodput through one gateway lcore's smoltcp termination over net_memif at MTU 9000,
+    /// beside the same links forwarding raw frames (the device ceiling), in one run.
+    DpdkRelay {
+        /// Seconds measured per phase (after a warm-up).
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+        /// Upper bound on the bytes the relay phase moves (K, M, G suffixes).
+        #[arg(long, value_parser = parse_size, default_value = "16G")]
+        bytes: u64,
+        /// Where to write the JSON results.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Figures (PNG, SVG) and report.md for one matrix run, with the paper's numbers beside ours.
     Report {
         /// The matrix run's results (matrix.json).
@@ -145,6 +159,16 @@ enum Command {
         /// Print Markdown tables instead of aligned text.
         #[arg(long)]
         markdown: bool,
+    },
+    /// (internal) one phase of dpdk-relay, in its own process.
+    #[command(hide = true)]
+    DpdkRelayChild {
+        #[arg(long)]
+        phase: String,
+        #[arg(long)]
+        secs: u64,
+        #[arg(long)]
+        bytes: u64,
     },
     /// (internal) the dataplane side of dpdk-rx, in its own process.
     #[command(hide = true)]
@@ -192,6 +216,8 @@ fn main() -> ExitCode {
         Command::Matrix(a) => matrix::main(a),
         Command::DpdkRx { secs, out } => dpdk_rx::run(secs, out.as_deref()),
         Command::DpdkRxChild { secs } => dpdk_rx::child(secs),
+        Command::DpdkRelay { secs, bytes, out } => dpdk_relay::run(secs, bytes, out.as_deref()),
+        Command::DpdkRelayChild { phase, secs, bytes } => dpdk_relay::child(&phase, secs, bytes),
         Command::Report { input, out_dir } => report::run(&input, &out_dir),
         Command::Compare {
             a,

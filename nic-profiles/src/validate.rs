@@ -143,7 +143,42 @@ fn check_driver(p: &Profile, f: &mut Findings) -> Option<&'static PmdInfo> {
     if info.name == "net_af_packet" {
         check_af_packet_frames(p, &|k| d.devargs.get(k), "driver.devargs", f);
     }
+    if info.name == "net_memif" {
+        check_memif_buffers(p, &|k| d.devargs.get(k), "driver.devargs", f);
+    }
     Some(info)
+}
+
+/// The memif buffer size a jumbo MTU needs. `get` and `field` as in [`check_af_packet_frames`].
+fn check_memif_buffers<'a>(
+    p: &Profile,
+    get: &dyn Fn(&str) -> Option<&'a DevargValue>,
+    field: &str,
+    f: &mut Findings,
+) {
+    const DEFAULT_BSIZE: i64 = 2048;
+    let bsize = get("bsize")
+        .and_then(DevargValue::as_int)
+        .unwrap_or(DEFAULT_BSIZE);
+    let frame = i64::from(p.mtu) + 14;
+    if frame > bsize {
+        f.fail(
+            format!("{field}.bsize"),
+            bsize.to_string(),
+            format!(
+                "net_memif splits a frame longer than bsize over several ring buffers and the \
+                 receiving end then hands over chained mbufs, which the dataplane drops (MTU {} \
+                 frames are {frame} bytes; a relay at MTU 9000 over the default bsize 2048 \
+                 stalled)",
+                p.mtu
+            ),
+            format!(
+                "set {field}.bsize = {} or lower mtu to {}",
+                round_up(frame, 1024),
+                bsize - 14
+            ),
+        );
+    }
 }
 
 /// Key spelling, known keys and value kinds of one device's devargs.
@@ -1262,6 +1297,9 @@ fn check_port_devargs(
     {
         check_af_packet_frames(p, &get, &field, f);
     }
+    if info.name == "net_memif" && devargs.contains_key("bsize") {
+        check_memif_buffers(p, &get, &field, f);
+    }
     if let Some((key, _)) = info.queue_devarg
         && devargs.contains_key(key)
     {
@@ -1761,6 +1799,40 @@ mod tests {
                 "driver.devargs.zero-copy = 1: must be yes or no; this PMD does not read 1/0 here; \
               set zero-copy = true or zero-copy = false"
             ]
+        );
+    }
+
+    #[test]
+    fn memif_jumbo_frames_need_buffers_that_hold_a_frame() {
+        let jumbo = |p: &mut Profile| {
+            p.mtu = 9000;
+            p.mempool.data_room = 128 + 9216;
+        };
+        assert_eq!(
+            violations("memif", jumbo),
+            [
+                "driver.devargs.bsize = 2048: net_memif splits a frame longer than bsize over \
+                 several ring buffers and the receiving end then hands over chained mbufs, which \
+                 the dataplane drops (MTU 9000 frames are 9014 bytes; a relay at MTU 9000 over \
+                 the default bsize 2048 stalled); set driver.devargs.bsize = 9216 or lower mtu \
+                 to 2034"
+            ]
+        );
+        let p = builtin("memif", |p| {
+            jumbo(p);
+            p.driver.devargs.insert("bsize", 9216);
+        });
+        p.validate().expect("bsize 9216 holds a 9014-byte frame");
+        let over = violations("memif", |p| {
+            jumbo(p);
+            p.mtu = 9001;
+            p.driver.devargs.insert("bsize", 10240);
+        });
+        assert_eq!(over.len(), 1, "{over:?}");
+        assert!(
+            over[0].starts_with("mtu = 9001")
+                && over[0].contains("9014-byte frames are the largest measured over net_memif"),
+            "{over:?}"
         );
     }
 

@@ -434,11 +434,13 @@ impl Port {
 /// Ethernet header + CRC: what ethdev adds to an MTU to get a frame length.
 const ETHER_OVERHEAD: u32 = 18;
 
-/// PMDs whose reported frame limit is nominal: `net_af_packet` (22.11) reports 1518 bytes
-/// whatever its `framesz`, yet receives and sends frames up to `framesz`; its real limit is the
-/// kernel interface's MTU.
+/// PMDs whose reported frame limit is nominal (both report 1518 bytes in 22.11):
+/// - `net_af_packet` receives and sends frames up to its `framesz`; its real limit is the
+///   kernel interface's MTU;
+/// - `net_memif` copies a frame of any length through its ring buffers into one mbuf when the
+///   mbuf's data room holds it (9014-byte frames in `s2bench dpdk-relay`).
 fn frame_limit_is_nominal(driver: &str) -> bool {
-    driver == "net_af_packet"
+    matches!(driver, "net_af_packet" | "net_memif")
 }
 
 fn take(taken: &mut [bool], q: u16, dir: &str, port: &str) -> Result<(), DpdkError> {
