@@ -5,7 +5,7 @@
 //! Shared linking by default (EAL then dlopens every PMD from DPDK's driver directory); the
 //! `static` feature links DPDK and all PMDs into the binary for appliance images.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const REQUIRED: &str = "22.11";
@@ -75,6 +75,20 @@ fn main() {
         .write_to_file(out_dir.join("bindings.rs"))
         .expect("writing the generated bindings");
     println!("cargo:rustc-env=SCISTREAM_DPDK_VERSION={version}");
+    // Where a shared DPDK looks for its PMD plugins (Debian: <libdir>/dpdk/pmds-<ABI>); empty
+    // when there is none, e.g. a static-only install.
+    let pmd_dir = pkg_config_output(&["--variable=libdir", "libdpdk"])
+        .split_whitespace()
+        .filter_map(|lib| std::fs::read_dir(Path::new(lib).join("dpdk")).ok())
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("pmds-"))
+        })
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    println!("cargo:rustc-env=SCISTREAM_DPDK_PMD_DIR={pmd_dir}");
 }
 
 fn pkg_config_output(args: &[&str]) -> String {

@@ -20,6 +20,10 @@ include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 
 /// The DPDK version this crate was built against (`pkg-config --modversion libdpdk`).
 pub const BUILT_AGAINST: &str = env!("SCISTREAM_DPDK_VERSION");
+/// The directory a shared DPDK loads its PMD plugins from, found at build time (empty if none).
+pub const PMD_DIR: &str = env!("SCISTREAM_DPDK_PMD_DIR");
+/// Whether DPDK and its PMDs are linked into the binary (feature `static`): no plugins to load.
+pub const STATIC: bool = cfg!(feature = "static");
 
 // The safe layer reads these mbuf fields directly (no FFI call per packet); make sure bindgen
 // kept them where DPDK's inline functions expect them.

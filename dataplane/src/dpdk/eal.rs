@@ -7,6 +7,7 @@
 
 use std::ffi::{CStr, CString, c_int, c_void};
 use std::panic::AssertUnwindSafe;
+use std::path::Path;
 use std::sync::Mutex;
 
 use super::error::{DpdkError, ToResult, rte_errno, strerror};
@@ -67,6 +68,15 @@ impl Eal {
             }
             Err((errno, message)) => {
                 *state = State::Failed(message.clone());
+                if errno == libc::ENODEV {
+                    let missing = missing_pmds(args, Path::new(dpdk_sys::PMD_DIR));
+                    if !missing.is_empty() {
+                        return Err(DpdkError::PmdMissing {
+                            dir: dpdk_sys::PMD_DIR.to_owned(),
+                            missing,
+                        });
+                    }
+                }
                 Err(DpdkError::EalInit {
                     args: args.to_vec(),
                     errno,
@@ -197,6 +207,64 @@ fn init_on_this_thread(args: &[String]) -> Result<(), (i32, String)> {
     Ok(())
 }
 
+/// The `--vdev` drivers of `args` whose plugin `plugins` lacks: (driver, expected file). A
+/// shared DPDK loads each PMD from there (`librte_<driver>.so*`); EAL then only says "No such
+/// device". Nothing is missing for static builds or when the directory is unknown.
+fn missing_pmds(args: &[String], plugins: &Path) -> Vec<(String, String)> {
+    if dpdk_sys::STATIC || plugins.as_os_str().is_empty() {
+        return Vec::new();
+    }
+    let installed: Vec<String> = std::fs::read_dir(plugins)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut missing = Vec::new();
+    for driver in vdev_drivers(args) {
+        let lib = format!("librte_{}.so", plugin_of(&driver));
+        if !installed.iter().any(|f| f.starts_with(&lib))
+            && !missing.iter().any(|(d, _)| *d == driver)
+        {
+            missing.push((driver, lib));
+        }
+    }
+    missing
+}
+
+/// The driver of each `--vdev`: its device name without the trailing instance number
+/// (`--vdev=net_af_packet0,iface=x` → `net_af_packet`). Only network PMDs (`net_*`).
+fn vdev_drivers(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let spec = match a.strip_prefix("--vdev=") {
+            Some(v) => v,
+            None if a == "--vdev" => match it.next() {
+                Some(v) => v.as_str(),
+                None => break,
+            },
+            None => continue,
+        };
+        let name = spec.split(',').next().unwrap_or_default();
+        let driver = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        if driver.starts_with("net_") {
+            out.push(driver.to_owned());
+        }
+    }
+    out
+}
+
+/// The plugin a driver lives in, where its name differs from the driver's.
+fn plugin_of(driver: &str) -> &str {
+    match driver {
+        "net_virtio_user" => "net_virtio",
+        "net_bonding" => "net_bond",
+        d => d,
+    }
+}
+
 fn main_lcore() -> u32 {
     // SAFETY: reads EAL's configuration, immutable after init.
     unsafe { dpdk_sys::rte_get_main_lcore() }
@@ -257,4 +325,53 @@ pub fn tsc_hz() -> u64 {
 pub fn tsc() -> u64 {
     // SAFETY: rdtsc has no preconditions.
     unsafe { dpdk_sys::shim_rte_rdtsc() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{missing_pmds, vdev_drivers};
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn vdev_drivers_are_the_device_names_without_instance_numbers() {
+        let a = args(&[
+            "s2cs",
+            "--vdev=net_af_packet0,iface=lan",
+            "--vdev",
+            "net_memif12,role=server",
+            "--vdev=crypto_null0",
+            "--no-pci",
+            "--vdev",
+        ]);
+        assert_eq!(vdev_drivers(&a), ["net_af_packet", "net_memif"]);
+    }
+
+    #[test]
+    fn a_driver_without_its_plugin_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("pmds-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["librte_net_null.so.23.0", "librte_net_virtio.so.23"] {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let a = args(&[
+            "x",
+            "--vdev=net_null0",
+            "--vdev=net_virtio_user0,path=/dev/vhost-net",
+            "--vdev=net_af_packet0,iface=a",
+            "--vdev=net_af_packet1,iface=b",
+        ]);
+        let missing = missing_pmds(&a, &dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            missing,
+            [(
+                "net_af_packet".to_owned(),
+                "librte_net_af_packet.so".to_owned()
+            )]
+        );
+        assert!(missing_pmds(&a, std::path::Path::new("")).is_empty());
+    }
 }

@@ -15,6 +15,18 @@ pub enum DpdkError {
         message: String,
     },
     #[error(
+        "DPDK EAL initialisation failed: no driver for {drivers}: {dir} has no {files} (the PMD \
+         is not installed; on Debian `apt install dpdk` installs every PMD, or install the one \
+         package librte-<driver>23, e.g. librte-net-af-packet23)",
+        drivers = .missing.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", "),
+        files = .missing.iter().map(|(_, f)| format!("{f}*")).collect::<Vec<_>>().join(", ")
+    )]
+    PmdMissing {
+        dir: String,
+        /// (driver, the plugin file expected for it)
+        missing: Vec<(String, String)>,
+    },
+    #[error(
         "DPDK EAL is already initialised in this process with {first:?}; it cannot be started \
          again with {requested:?} (one EAL per process)"
     )]
