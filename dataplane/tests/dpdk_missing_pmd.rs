@@ -34,7 +34,7 @@ fn eal_names_a_pmd_that_is_not_installed() {
     for e in std::fs::read_dir(PMD_DIR).expect("plugin dir") {
         let e = e.expect("entry");
         let name = e.file_name();
-        if !name.to_string_lossy().starts_with("librte_net_null.") {
+        if !is_null_plugin(&name) {
             // Symlinks stay symlinks (they point at names in the same directory).
             let target = copy.join(&name);
             match std::fs::read_link(e.path()) {
@@ -66,25 +66,14 @@ fn eal_names_a_pmd_that_is_not_installed() {
     assert!(out.status.success(), "the EAL child failed:\n{log}");
     assert!(log.contains("CHILD-OK"), "the child did not report:\n{log}");
     assert!(
-        Path::new(PMD_DIR).join("librte_net_null.so").exists()
-            || std::fs::read_dir(PMD_DIR)
-                .expect("plugin dir")
-                .any(|e| e.is_ok_and(|e| e
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("librte_net_null."))),
+        has_null_plugin(),
         "the host's plugin directory must be untouched"
     );
 }
 
 fn child() {
     assert!(
-        !std::fs::read_dir(PMD_DIR)
-            .expect("plugin dir")
-            .any(|e| e.is_ok_and(|e| e
-                .file_name()
-                .to_string_lossy()
-                .starts_with("librte_net_null."))),
+        !has_null_plugin(),
         "the child should not see net_null's plugin"
     );
     let args: Vec<String> = [
@@ -115,4 +104,15 @@ fn child() {
         "{text}"
     );
     println!("CHILD-OK");
+}
+
+fn is_null_plugin(file: &std::ffi::OsStr) -> bool {
+    file.to_string_lossy().starts_with("librte_net_null.")
+}
+
+/// Whether DPDK's plugin directory, as this process sees it, holds net_null's library.
+fn has_null_plugin() -> bool {
+    std::fs::read_dir(PMD_DIR)
+        .expect("plugin dir")
+        .any(|e| e.is_ok_and(|e| is_null_plugin(&e.file_name())))
 }
