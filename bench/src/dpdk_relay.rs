@@ -11,6 +11,9 @@
 //!   the producer's TCP connection on its LAN port and re-originates it on its WAN port. The
 //!   producer and the consumer are smoltcp stacks polled by lcore 0; the consumer checks every
 //!   byte against the producer's pattern.
+//! - **latency** and **latency-direct**: 64-byte messages 1 ms apart, stamped at the producer,
+//!   through the gateway and over one memif link without it (the consumer on the gateway's LAN
+//!   port); the difference is what the gateway adds (its link and its lcore), on polling cores.
 //!
 //! Both ends of each link are in this one process (memif across processes crashed DPDK 22.11's
 //! server here; `nic-profiles/profiles/memif.toml`). The peers share lcore 0, so when the
@@ -60,6 +63,15 @@ struct Phase {
     gateway_busy: Option<f64>,
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+struct Latency {
+    /// Messages measured (after the warm-up).
+    messages: usize,
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     mtu: usize,
@@ -68,12 +80,20 @@ struct Report {
     relay_vs_ceiling: f64,
     /// Relay goodput divided by the gateway lcore's busy share: what one busy lcore carries.
     relay_gbps_per_busy_lcore: f64,
+    /// One-way latency at light load through the gateway, and over one link without it.
+    latency_gateway: Latency,
+    latency_direct: Latency,
+    /// What the gateway adds (its link and its lcore): gateway p50 − direct p50.
+    latency_added_p50_us: f64,
+    latency_added_p99_us: f64,
 }
 
 /// The parent: one child per phase, then the table.
 pub(crate) fn run(secs: u64, bytes: u64, out: Option<&std::path::Path>) -> Result<()> {
-    let ceiling = child_phase("ceiling", secs, bytes)?;
-    let relay = child_phase("relay", secs, bytes)?;
+    let ceiling: Phase = child_phase("ceiling", secs, bytes)?;
+    let relay: Phase = child_phase("relay", secs, bytes)?;
+    let gateway: Latency = child_phase("latency", secs, bytes)?;
+    let direct: Latency = child_phase("latency-direct", secs, bytes)?;
     let busy = relay.gateway_busy.unwrap_or(1.0).max(1e-9);
     let r = Report {
         mtu: MTU,
@@ -81,6 +101,10 @@ pub(crate) fn run(secs: u64, bytes: u64, out: Option<&std::path::Path>) -> Resul
         relay_gbps_per_busy_lcore: relay.gbps / busy,
         ceiling,
         relay,
+        latency_added_p50_us: gateway.p50_us - direct.p50_us,
+        latency_added_p99_us: gateway.p99_us - direct.p99_us,
+        latency_gateway: gateway,
+        latency_direct: direct,
     };
     println!("| path (MTU {MTU}, net_memif copy mode, 2 lcores) | Gbit/s | x ceiling |");
     println!("|---|---|---|");
@@ -97,13 +121,29 @@ pub(crate) fn run(secs: u64, bytes: u64, out: Option<&std::path::Path>) -> Resul
         busy * 100.0,
         r.relay_gbps_per_busy_lcore
     );
+    println!();
+    println!("| one-way latency, 64 B every 1 ms, MTU {MTU} | p50 us | p99 us | max us |");
+    println!("|---|---|---|---|");
+    for (name, l) in [
+        ("producer -> gateway lcore -> consumer", &r.latency_gateway),
+        ("producer -> consumer, one memif link", &r.latency_direct),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} |",
+            l.p50_us, l.p99_us, l.max_us
+        );
+    }
+    println!(
+        "added by the gateway (its link and lcore): p50 {:.1} us, p99 {:.1} us",
+        r.latency_added_p50_us, r.latency_added_p99_us
+    );
     if let Some(path) = out {
         std::fs::write(path, serde_json::to_string_pretty(&r)?)?;
     }
     Ok(())
 }
 
-fn child_phase(phase: &str, secs: u64, bytes: u64) -> Result<Phase> {
+fn child_phase<T: serde::de::DeserializeOwned>(phase: &str, secs: u64, bytes: u64) -> Result<T> {
     let exe = std::env::current_exe()?;
     let o = Command::new(exe)
         .args(["dpdk-relay-child", "--phase", phase])
@@ -200,11 +240,13 @@ pub(crate) fn child(phase: &str, secs: u64, bytes: u64) -> Result<()> {
     let (eal, mut ports) = start(phase)?;
     let worker = *eal.workers().first().context("EAL has no worker lcore")?;
     let result = match phase {
-        "ceiling" => ceiling(eal, worker, &mut ports, secs)?,
-        "relay" => relay(eal, worker, &mut ports, secs, bytes)?,
-        other => bail!("unknown phase {other}: ceiling or relay"),
+        "ceiling" => serde_json::to_string(&ceiling(eal, worker, &mut ports, secs)?)?,
+        "relay" => serde_json::to_string(&relay(eal, worker, &mut ports, secs, bytes)?)?,
+        "latency" => serde_json::to_string(&latency(eal, worker, &mut ports, false)?)?,
+        "latency-direct" => serde_json::to_string(&latency(eal, worker, &mut ports, true)?)?,
+        other => bail!("unknown phase {other}: ceiling, relay, latency or latency-direct"),
     };
-    println!("{}", serde_json::to_string(&result)?);
+    println!("{result}");
     std::io::Write::flush(&mut std::io::stdout())?;
     drop(std::mem::replace(
         &mut ports.sockets,
@@ -271,73 +313,110 @@ fn send_all(tx: &mut TxQueue, burst: &mut Vec<Mbuf>) {
     burst.clear();
 }
 
-fn relay(eal: &'static Eal, worker: u32, p: &mut Ports, secs: u64, bytes: u64) -> Result<Phase> {
-    let device = |port: &mut Port, pool: &Arc<Mempool>| -> Result<PortDevice> {
-        Ok(PortDevice::new(
-            port.rx_queue(0)?,
-            port.tx_queue(0)?,
-            Arc::clone(pool),
-            BURST,
-            MTU,
-        ))
-    };
-    let addr = |port: &Port, ip: Ipv4Address| PortAddr {
-        mac: port.mac(),
-        ipv4: ip,
-        prefix: 24,
-        gateway: None,
-    };
-    let devices = vec![
-        (device(&mut p.gw_lan, &p.pool)?, addr(&p.gw_lan, GW_LAN)),
-        (device(&mut p.gw_wan, &p.pool)?, addr(&p.gw_wan, GW_WAN)),
-    ];
-    let (commands, commands_rx) = std::sync::mpsc::channel();
-    let stats = Arc::new(LcoreStats::default());
-    let options = StackOptions {
-        tcp_buffer: 8 << 20,
-        ..StackOptions::default()
-    };
-    let lcore = Lcore::new(devices, options, commands_rx, Arc::clone(&stats), 1);
-    let job = eal.launch(worker, move || {
-        lcore.run();
-        0
-    })?;
-    let stop = || {
-        let _ = commands.send(LcoreCommand::Stop);
-    };
-    let counters = Arc::new(StreamCounters::default());
-    let (done, listening) = std::sync::mpsc::channel();
-    commands
-        .send(LcoreCommand::Listen {
-            stream: 1,
-            port: 0,
-            local_port: LISTEN_PORT,
-            target: std::net::SocketAddrV4::new(CONSUMER, CONSUMER_PORT),
-            allow: AllowList::any(),
-            counters: Arc::clone(&counters),
-            done,
-        })
-        .map_err(|_| anyhow::anyhow!("the gateway lcore is gone"))?;
-    listening
-        .recv_timeout(Duration::from_secs(10))
-        .context("the gateway lcore did not answer")?
-        .map_err(anyhow::Error::msg)?;
+fn device(port: &mut Port, pool: &Arc<Mempool>) -> Result<PortDevice> {
+    Ok(PortDevice::new(
+        port.rx_queue(0)?,
+        port.tx_queue(0)?,
+        Arc::clone(pool),
+        BURST,
+        MTU,
+    ))
+}
 
-    let mut producer = Peer::new(device(&mut p.producer, &p.pool)?, &p.producer, PRODUCER);
-    let mut consumer = Peer::new(device(&mut p.consumer, &p.pool)?, &p.consumer, CONSUMER);
-    consumer
-        .socket()
-        .listen(CONSUMER_PORT)
-        .context("consumer listen")?;
-    let local = 40000;
-    let remote = (IpAddress::Ipv4(GW_LAN), LISTEN_PORT);
-    {
-        let (iface, sockets, h) = (&mut producer.iface, &mut producer.sockets, producer.handle);
-        sockets
-            .get_mut::<tcp::Socket>(h)
-            .connect(iface.context(), remote, local)
-            .context("producer connect")?;
+/// The gateway's `Lcore` on `worker`, listening on its LAN address and relaying to the
+/// consumer, as the `dpdk` engine runs it.
+struct Gateway {
+    commands: std::sync::mpsc::Sender<LcoreCommand>,
+    job: Option<dataplane::dpdk::LcoreJob>,
+    stats: Arc<LcoreStats>,
+    counters: Arc<StreamCounters>,
+}
+
+impl Gateway {
+    fn start(eal: &'static Eal, worker: u32, p: &mut Ports) -> Result<Self> {
+        let addr = |port: &Port, ip: Ipv4Address| PortAddr {
+            mac: port.mac(),
+            ipv4: ip,
+            prefix: 24,
+            gateway: None,
+        };
+        let devices = vec![
+            (device(&mut p.gw_lan, &p.pool)?, addr(&p.gw_lan, GW_LAN)),
+            (device(&mut p.gw_wan, &p.pool)?, addr(&p.gw_wan, GW_WAN)),
+        ];
+        let (commands, commands_rx) = std::sync::mpsc::channel();
+        let stats = Arc::new(LcoreStats::default());
+        let options = StackOptions {
+            tcp_buffer: 8 << 20,
+            ..StackOptions::default()
+        };
+        let lcore = Lcore::new(devices, options, commands_rx, Arc::clone(&stats), 1);
+        let job = eal.launch(worker, move || {
+            lcore.run();
+            0
+        })?;
+        let gateway = Self {
+            commands,
+            job: Some(job),
+            stats,
+            counters: Arc::new(StreamCounters::default()),
+        };
+        let (done, listening) = std::sync::mpsc::channel();
+        gateway
+            .commands
+            .send(LcoreCommand::Listen {
+                stream: 1,
+                port: 0,
+                local_port: LISTEN_PORT,
+                target: std::net::SocketAddrV4::new(CONSUMER, CONSUMER_PORT),
+                allow: AllowList::any(),
+                counters: Arc::clone(&gateway.counters),
+                done,
+            })
+            .map_err(|_| anyhow::anyhow!("the gateway lcore is gone"))?;
+        listening
+            .recv_timeout(Duration::from_secs(10))
+            .context("the gateway lcore did not answer")?
+            .map_err(anyhow::Error::msg)?;
+        Ok(gateway)
     }
+}
+
+impl Drop for Gateway {
+    /// Stops the loop before its ports can go away.
+    fn drop(&mut self) {
+        let _ = self.commands.send(LcoreCommand::Stop);
+        if let Some(job) = self.job.take() {
+            job.wait();
+        }
+    }
+}
+
+/// The producer, connecting to `GW_LAN:LISTEN_PORT`, and the consumer, listening. With
+/// `direct` the consumer sits on the gateway's LAN port itself (one memif link, no gateway).
+fn peers(p: &mut Ports, direct: bool) -> Result<(Peer, Peer)> {
+    let mut producer = Peer::new(device(&mut p.producer, &p.pool)?, &p.producer, PRODUCER);
+    let (mut consumer, port) = if direct {
+        let c = Peer::new(device(&mut p.gw_lan, &p.pool)?, &p.gw_lan, GW_LAN);
+        (c, LISTEN_PORT)
+    } else {
+        let c = Peer::new(device(&mut p.consumer, &p.pool)?, &p.consumer, CONSUMER);
+        (c, CONSUMER_PORT)
+    };
+    consumer.socket().listen(port).context("consumer listen")?;
+    let remote = (IpAddress::Ipv4(GW_LAN), LISTEN_PORT);
+    let (iface, sockets, h) = (&mut producer.iface, &mut producer.sockets, producer.handle);
+    sockets
+        .get_mut::<tcp::Socket>(h)
+        .connect(iface.context(), remote, 40000)
+        .context("producer connect")?;
+    Ok((producer, consumer))
+}
+
+fn relay(eal: &'static Eal, worker: u32, p: &mut Ports, secs: u64, bytes: u64) -> Result<Phase> {
+    let gateway = Gateway::start(eal, worker, p)?;
+    let (stats, counters) = (Arc::clone(&gateway.stats), Arc::clone(&gateway.counters));
+    let (mut producer, mut consumer) = peers(p, false)?;
 
     let pattern: Vec<u8> = (0..PERIOD + (16 << 20))
         .map(|i| {
@@ -359,8 +438,7 @@ fn relay(eal: &'static Eal, worker: u32, p: &mut Ports, secs: u64, bytes: u64) -
     let mut end = None;
     while received < bytes {
         if begin.elapsed() > limit {
-            stop();
-            job.wait();
+            drop(gateway);
             bail!(
                 "relay stalled: {received} of {bytes} bytes after {:?} (producer {}, consumer \
                  {}; gateway {:?}, producer port {:?}, consumer port {:?})",
@@ -418,8 +496,7 @@ fn relay(eal: &'static Eal, worker: u32, p: &mut Ports, secs: u64, bytes: u64) -
         producer.egress(now);
         consumer.egress(now);
     }
-    stop();
-    job.wait();
+    drop(gateway);
     let (t_end, b_end, busy_end) = end.context("the relay moved nothing")?;
     let t0 = t0.context("the relay did not get past its warm-up")?;
     let secs = (t_end - t0).as_secs_f64();
@@ -431,6 +508,78 @@ fn relay(eal: &'static Eal, worker: u32, p: &mut Ports, secs: u64, bytes: u64) -
         secs,
         gbps: moved as f64 * 8.0 / secs / 1e9,
         gateway_busy: Some(busy as f64 / (busy + idle).max(1) as f64),
+    })
+}
+
+/// Messages of the latency phases, and how many of the first are left out (warm-up).
+const LATENCY_MESSAGES: usize = 2000;
+const LATENCY_WARM_UP: usize = 100;
+const MESSAGE: usize = 64;
+
+/// One-way latency of 64-byte messages sent 1 ms apart (light load), through the gateway or
+/// over one memif link without it (`direct`). Producer and consumer run on lcore 0 and share
+/// its clock; every message carries its send time.
+fn latency(eal: &'static Eal, worker: u32, p: &mut Ports, direct: bool) -> Result<Latency> {
+    let gateway = if direct {
+        None
+    } else {
+        Some(Gateway::start(eal, worker, p)?)
+    };
+    let (mut producer, mut consumer) = peers(p, direct)?;
+    let begin = Instant::now();
+    let limit = Duration::from_secs(30);
+    let gap = Duration::from_millis(1);
+    let mut next = begin;
+    let (mut sent, mut pending) = (0usize, Vec::with_capacity(4 * MESSAGE));
+    let mut samples = Vec::with_capacity(LATENCY_MESSAGES);
+    let mut seen = 0usize;
+    while seen < LATENCY_MESSAGES {
+        ensure!(
+            begin.elapsed() < limit,
+            "latency phase stalled: {seen} of {LATENCY_MESSAGES} messages in {limit:?}"
+        );
+        let now = smoltcp::time::Instant::from(Instant::now());
+        producer.ingress(now);
+        consumer.ingress(now);
+        let s = producer.socket();
+        if sent < LATENCY_MESSAGES && s.can_send() && Instant::now() >= next {
+            let mut m = [0u8; MESSAGE];
+            m[..8].copy_from_slice(&(begin.elapsed().as_nanos() as u64).to_le_bytes());
+            ensure!(
+                s.send_slice(&m)? == MESSAGE,
+                "the producer's buffer is full"
+            );
+            sent += 1;
+            next += gap;
+        }
+        let c = consumer.socket();
+        while c.can_recv() {
+            c.recv(|b| {
+                pending.extend_from_slice(b);
+                (b.len(), ())
+            })?;
+        }
+        let arrived = begin.elapsed().as_nanos() as u64;
+        for m in pending.chunks_exact(MESSAGE) {
+            let stamp = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
+            if seen >= LATENCY_WARM_UP {
+                samples.push((arrived - stamp) as f64 / 1e3);
+            }
+            seen += 1;
+        }
+        let whole = pending.len() / MESSAGE * MESSAGE;
+        pending.drain(..whole);
+        producer.egress(now);
+        consumer.egress(now);
+    }
+    drop(gateway);
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    Ok(Latency {
+        messages: samples.len(),
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+        max_us: at(1.0),
     })
 }
 

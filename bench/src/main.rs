@@ -126,7 +126,8 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// TCP goodput through one gateway lcore's smoltcp termination over net_memif at MTU 9000,
-    /// beside the same links forwarding raw frames (the device ceiling), in one run.
+    /// beside the same links forwarding raw frames (the device ceiling), and the one-way latency
+    /// the gateway adds at light load, in one run.
     DpdkRelay {
         /// Seconds measured per phase (after a warm-up).
         #[arg(long, default_value_t = 5)]

@@ -1,8 +1,9 @@
 //! `s2bench dpdk-relay` end to end, briefly: a real EAL with four net_memif ports in one
 //! process, jumbo frames (MTU 9000), the gateway lcore relaying one TCP connection between two
 //! smoltcp peers. The relay child compares every received byte with the producer's pattern and
-//! fails on the first difference, so a green run means the bytes arrived intact. Needs DPDK
-//! (`cargo xtask setup`); runs as root in CI (EAL without hugepages still wants /dev access).
+//! fails on the first difference, so a green run means the bytes arrived intact; the latency
+//! children count every stamped message. Needs DPDK (`cargo xtask setup`); runs as root in CI
+//! (EAL without hugepages still wants /dev access).
 
 use std::process::Command;
 
@@ -35,6 +36,19 @@ fn jumbo_tcp_through_the_gateway_lcore_over_memif() {
         .as_f64()
         .expect("busy share");
     assert!((0.0..=1.0).contains(&busy), "busy share {busy}");
+    for path in ["latency_gateway", "latency_direct"] {
+        let l = &report[path];
+        assert_eq!(
+            l["messages"], 1900,
+            "{path}: every message after the warm-up: {l}"
+        );
+        let (p50, p99, max) = (
+            l["p50_us"].as_f64().expect("p50"),
+            l["p99_us"].as_f64().expect("p99"),
+            l["max_us"].as_f64().expect("max"),
+        );
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{path}: {l}");
+    }
     let leftovers: Vec<_> = std::fs::read_dir("/tmp")
         .expect("/tmp")
         .filter_map(|e| e.ok())
