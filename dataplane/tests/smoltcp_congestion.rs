@@ -17,7 +17,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 
 mod smol;
-use smol::{connecting_pair, tcp_of};
+use smol::{connecting_pair, next_event, tcp_of};
 
 struct Path {
     /// Bottleneck rate, bytes per second.
@@ -118,26 +118,18 @@ fn bulk(len: usize, buffer: usize, path: &Path) -> Report {
         while to_server.front().is_some_and(|(at, _)| *at <= now) {
             server.dev.rx.push_back(to_server.pop_front().unwrap().1);
         }
-        // The next event: a frame delivered but not yet processed, a departure, a delivery, or
-        // a timer of either stack.
-        let pending = !server.dev.rx.is_empty() || !client.dev.rx.is_empty();
-        let next = [
-            pending.then_some(now),
-            queue.front().map(|q| q.0),
-            to_client.front().map(|w| w.0),
-            to_server.front().map(|w| w.0),
-            server.iface.poll_at(now, &server.sockets),
-            client.iface.poll_at(now, &client.sockets),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(now + Duration::from_millis(1));
-        now = if next > now {
-            next
-        } else {
-            now + Duration::from_micros(1)
-        };
+        now = next_event(
+            now,
+            &mut server,
+            &mut client,
+            &[
+                queue.front().map(|q| q.0),
+                to_client.front().map(|w| w.0),
+                to_server.front().map(|w| w.0),
+            ],
+            Duration::from_millis(1),
+            Duration::from_micros(1),
+        );
     }
     panic!("the transfer did not finish in 600 s of virtual time: {got} of {len} bytes");
 }

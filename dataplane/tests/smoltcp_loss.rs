@@ -14,7 +14,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 
 mod smol;
-use smol::{connecting_pair, tcp_of};
+use smol::{connecting_pair, next_event, tcp_of};
 
 /// Runs a transfer of `len` bytes from the server to the client; the client half-closes right
 /// after connecting. `drop(offset, len, nth)` decides, for each server→client data segment
@@ -93,24 +93,14 @@ fn transfer(len: usize, mut drop: impl FnMut(usize, usize, usize) -> bool) -> (u
                 client.dev.rx.push_back(frame);
             }
         }
-        // Advance to the next event: a frame delivered but not yet processed, a delivery, or a
-        // timer of either stack.
-        let pending = !server.dev.rx.is_empty() || !client.dev.rx.is_empty();
-        let next = [
-            pending.then_some(now),
-            wire.front().map(|w| w.0),
-            server.iface.poll_at(now, &server.sockets),
-            client.iface.poll_at(now, &client.sockets),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(now + Duration::from_millis(10));
-        now = if next > now {
-            next
-        } else {
-            now + Duration::from_micros(10)
-        };
+        now = next_event(
+            now,
+            &mut server,
+            &mut client,
+            &[wire.front().map(|w| w.0)],
+            Duration::from_millis(10),
+            Duration::from_micros(10),
+        );
     }
     (got, now - start)
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, EthernetFrame, IpAddress, IpCidr, Ipv4Packet, TcpPacket};
 
 /// One end of the link: frames it received, frames it sent.
@@ -114,4 +114,29 @@ pub(crate) fn connecting_pair(now: Instant, buffer: usize) -> (Host, Host) {
         )
         .unwrap();
     (server, client)
+}
+
+/// The model's next instant: `now` while a delivered frame waits, else the earliest of `links`
+/// (departures and deliveries) and both stacks' timers, or `now + idle` when nothing is due. It
+/// always moves on, by `step` at least, so a timer that is due keeps the clock going.
+pub(crate) fn next_event(
+    now: Instant,
+    server: &mut Host,
+    client: &mut Host,
+    links: &[Option<Instant>],
+    idle: Duration,
+    step: Duration,
+) -> Instant {
+    let pending = !server.dev.rx.is_empty() || !client.dev.rx.is_empty();
+    let next = [
+        pending.then_some(now),
+        server.iface.poll_at(now, &server.sockets),
+        client.iface.poll_at(now, &client.sockets),
+    ]
+    .into_iter()
+    .chain(links.iter().copied())
+    .flatten()
+    .min()
+    .unwrap_or(now + idle);
+    if next > now { next } else { now + step }
 }
