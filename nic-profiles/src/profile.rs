@@ -173,7 +173,7 @@ pub struct Mempool {
     /// Per-lcore cache: ≤ 512 (`RTE_MEMPOOL_CACHE_MAX_SIZE`) and 1.5 × cache ≤ mbufs.
     pub cache: u32,
     /// Bytes per mbuf including the 128-byte headroom: ≤ 65535, and ≥ mtu + 18 + 128 unless
-    /// `offloads.scatter` is on.
+    /// `offloads.scatter` and `offloads.multi_seg` are on (frames then go as mbuf chains).
     pub data_room: u32,
 }
 

@@ -166,10 +166,10 @@ fn check_memif_buffers<'a>(
             format!("{field}.bsize"),
             bsize.to_string(),
             format!(
-                "net_memif splits a frame longer than bsize over several ring buffers and the \
-                 receiving end then hands over chained mbufs, which the dataplane drops (MTU {} \
-                 frames are {frame} bytes; a relay at MTU 9000 over the default bsize 2048 \
-                 stalled)",
+                "net_memif splits a frame longer than bsize over several ring buffers, and \
+                 DPDK 22.11 then delivers mbuf chains with wrong frame boundaries (MTU {} frames \
+                 are {frame} bytes; at MTU 9000 over the default bsize 2048 the receiver got \
+                 chains of 9580-11062 bytes and the relay stalled)",
                 p.mtu
             ),
             format!(
@@ -759,8 +759,22 @@ fn check_mempool(p: &Profile, pmd: Option<&PmdInfo>, f: &mut Findings) {
                     p.mtu
                 ),
                 format!(
-                    "set mempool.data_room ≥ {}, or offloads.scatter = true to receive into \
-                     mbuf chains",
+                    "set mempool.data_room ≥ {}, or offloads.scatter = true and \
+                     offloads.multi_seg = true to use mbuf chains",
+                    frame + MBUF_HEADROOM
+                ),
+            );
+        }
+        if p.offloads.scatter && !p.offloads.multi_seg && room < frame {
+            f.fail(
+                "offloads.multi_seg",
+                "false",
+                format!(
+                    "the stack sends frames of up to {frame} bytes and an mbuf holds {room}: \
+                     without multi-segment Tx the larger ones cannot be sent"
+                ),
+                format!(
+                    "set offloads.multi_seg = true, or mempool.data_room ≥ {}",
                     frame + MBUF_HEADROOM
                 ),
             );
@@ -1716,7 +1730,7 @@ mod tests {
             [
                 "mempool.data_room = 2176: an mbuf holds data_room - 128 (headroom) = 2048 bytes, \
               less than a frame of mtu 9000 + 18 = 9018 bytes; set mempool.data_room ≥ 9146, or \
-              offloads.scatter = true to receive into mbuf chains"
+              offloads.scatter = true and offloads.multi_seg = true to use mbuf chains"
             ]
         );
         assert!(
@@ -1726,6 +1740,18 @@ mod tests {
             })
             .validate()
             .is_ok()
+        );
+        // The stack sends full-sized frames too: small mbufs need chains both ways.
+        assert_eq!(
+            violations("tap", |p| {
+                p.mempool.data_room = 1152;
+                p.offloads.scatter = true;
+            }),
+            [
+                "offloads.multi_seg = false: the stack sends frames of up to 1518 bytes and an \
+              mbuf holds 1024: without multi-segment Tx the larger ones cannot be sent; set \
+              offloads.multi_seg = true, or mempool.data_room ≥ 1646"
+            ]
         );
         assert_eq!(
             violations("af_xdp", |p| p.mempool.data_room = 4096),
@@ -1812,10 +1838,10 @@ mod tests {
             violations("memif", jumbo),
             [
                 "driver.devargs.bsize = 2048: net_memif splits a frame longer than bsize over \
-                 several ring buffers and the receiving end then hands over chained mbufs, which \
-                 the dataplane drops (MTU 9000 frames are 9014 bytes; a relay at MTU 9000 over \
-                 the default bsize 2048 stalled); set driver.devargs.bsize = 9216 or lower mtu \
-                 to 2034"
+                 several ring buffers, and DPDK 22.11 then delivers mbuf chains with wrong frame \
+                 boundaries (MTU 9000 frames are 9014 bytes; at MTU 9000 over the default bsize \
+                 2048 the receiver got chains of 9580-11062 bytes and the relay stalled); set \
+                 driver.devargs.bsize = 9216 or lower mtu to 2034"
             ]
         );
         let p = builtin("memif", |p| {
@@ -1958,7 +1984,7 @@ mod tests {
              - offloads.lro = true: net_af_packet does not offer LRO; set offloads.lro = false\n  \
              - mempool.data_room = 2176: an mbuf holds data_room - 128 (headroom) = 2048 bytes, \
              less than a frame of mtu 20000 + 18 = 20018 bytes; set mempool.data_room ≥ 20146, or \
-             offloads.scatter = true to receive into mbuf chains"
+             offloads.scatter = true and offloads.multi_seg = true to use mbuf chains"
         );
     }
 

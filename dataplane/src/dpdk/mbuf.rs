@@ -48,6 +48,16 @@ impl Mbuf {
         self.raw().nb_segs
     }
 
+    /// The data of every segment, in order: one slice for a single-segment frame, several for a
+    /// chained one (a device that splits frames larger than its buffers).
+    #[inline]
+    pub fn segment_data(&self) -> Segments<'_> {
+        Segments {
+            next: Some(self.0),
+            _frame: std::marker::PhantomData,
+        }
+    }
+
     /// Free space after the data in the first segment.
     #[inline]
     pub fn tailroom(&self) -> usize {
@@ -97,6 +107,32 @@ impl Mbuf {
         Some(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), usize::from(len)) })
     }
 
+    /// Appends `tail` (and its segments) to this chain, as `rte_pktmbuf_chain` does. Gives
+    /// `tail` back if the chain would exceed the 65535 segments an mbuf counts.
+    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+        let (segs, extra) = (self.segments(), tail.segments());
+        let Some(total) = segs.checked_add(extra) else {
+            return Err(tail);
+        };
+        let tail_len = tail.pkt_len();
+        let tail = std::mem::ManuallyDrop::new(tail);
+        // SAFETY: we own both chains. The walk follows `next` links of our own segments to
+        // the last one; linking the tail there hands its ownership to this chain (`tail` is
+        // not dropped), and the head's counts then cover both, as DPDK's chain does.
+        unsafe {
+            let mut last = self.0.as_ptr();
+            while let Some(n) = NonNull::new((*last).next) {
+                last = n.as_ptr();
+            }
+            (*last).next = tail.0.as_ptr();
+            let head = self.0.as_ptr();
+            (*head).nb_segs = total;
+            (*head).pkt_len += tail_len as u32;
+            (*tail.0.as_ptr()).pkt_len = u32::from((*tail.0.as_ptr()).data_len);
+        }
+        Ok(())
+    }
+
     /// Removes `len` bytes from the end.
     #[inline]
     pub fn trim(&mut self, len: u16) -> bool {
@@ -127,6 +163,32 @@ impl Mbuf {
     #[inline]
     pub fn port(&self) -> u16 {
         self.raw().port
+    }
+}
+
+/// The segments of one [`Mbuf`] chain, borrowed from it.
+#[derive(Debug)]
+pub struct Segments<'a> {
+    next: Option<NonNull<dpdk_sys::rte_mbuf>>,
+    _frame: std::marker::PhantomData<&'a Mbuf>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        // SAFETY: `next` is the chain's head (owned by the Mbuf this borrows) or a `next` link
+        // of a segment of it; DPDK keeps every segment valid while the head is owned, and
+        // each segment's buf_addr + data_off .. + data_len lies inside its own buffer.
+        unsafe {
+            let m = self.next?.as_ref();
+            self.next = NonNull::new(m.next);
+            Some(std::slice::from_raw_parts(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            ))
+        }
     }
 }
 

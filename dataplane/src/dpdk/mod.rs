@@ -20,6 +20,6 @@ mod port;
 pub use dpdk_sys::PMD_DIR;
 pub use eal::{Eal, LcoreJob, probe_vdev, remove_vdev, tsc, tsc_hz, version};
 pub use error::DpdkError;
-pub use mbuf::Mbuf;
+pub use mbuf::{Mbuf, Segments};
 pub use mempool::Mempool;
 pub use port::{Port, PortCounters, PortInfo, PortSetup, RxQueue, TxQueue, port_names};

@@ -422,6 +422,7 @@ impl Port {
         Ok(TxQueue {
             port: self.id,
             queue: q,
+            multi_seg: self.info.tx_offloads.contains(TxOffload::MultiSegs),
             live: Arc::clone(&self.live_queues),
         })
     }
@@ -534,6 +535,8 @@ pub struct RxQueue {
 pub struct TxQueue {
     port: u16,
     queue: u16,
+    /// The port runs with multi-segment Tx: mbuf chains may be sent.
+    multi_seg: bool,
     live: Arc<AtomicU64>,
 }
 
@@ -566,6 +569,11 @@ impl RxQueue {
 impl TxQueue {
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the port was started with multi-segment Tx, so chained mbufs may be sent.
+    pub fn multi_seg(&self) -> bool {
+        self.multi_seg
     }
 
     /// Sends packets from the front of `pkts`; the ones the device took are removed, the rest

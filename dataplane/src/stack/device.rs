@@ -17,8 +17,15 @@ use crate::dpdk::{Mbuf, Mempool, RxQueue, TxQueue};
 pub struct DeviceCounters {
     pub rx_frames: u64,
     pub tx_frames: u64,
-    /// Multi-segment frames dropped (the profile enables no scatter; these should not occur).
-    pub rx_dropped_segmented: u64,
+    /// Multi-segment frames copied into one buffer before smoltcp read them: the device split
+    /// frames larger than its buffers (memif with `bsize` below the frame). They arrive intact
+    /// but cost a copy; a larger buffer (the profile's mbuf size, memif's `bsize`) avoids it.
+    pub rx_linearized: u64,
+    /// Frames longer than the port's MTU allows (dropped; smoltcp could not have taken them).
+    pub rx_dropped_oversize: u64,
+    /// Frames longer than one mbuf sent as a chain (the port has multi-segment Tx and a
+    /// data room below the frame): built in one buffer, then copied into the segments.
+    pub tx_chained: u64,
     /// Frames smoltcp wanted to send while the pool was empty (retried by TCP).
     pub tx_no_mbuf: u64,
     /// Frames the NIC did not take after retries in one flush (dropped; TCP retransmits).
@@ -36,7 +43,13 @@ pub struct PortDevice {
     rx_buf: Vec<Mbuf>,
     /// Next frame of `rx_buf` to hand to smoltcp (frames are consumed front to back).
     rx_next: usize,
+    /// One frame's room for a chained frame, copied whole (allocated once).
+    rx_linear: Box<[u8]>,
     tx_buf: Vec<Mbuf>,
+    /// Where a frame is built that one mbuf cannot hold, or that has no mbuf (allocated once).
+    tx_linear: Box<[u8]>,
+    /// The TX queue takes chained mbufs.
+    tx_multi_seg: bool,
     counters: DeviceCounters,
     checksum: ChecksumCapabilities,
     /// A TCP SYN (without ACK) was handed to smoltcp since the last [`PortDevice::take_syn`].
@@ -47,6 +60,7 @@ impl PortDevice {
     /// `mtu` is the IP MTU of the port (the frame is 14 bytes longer); `burst` the RX/TX burst.
     pub fn new(rx: RxQueue, tx: TxQueue, pool: Arc<Mempool>, burst: u16, mtu: usize) -> Self {
         let burst = burst.max(1);
+        let tx_multi_seg = tx.multi_seg();
         Self {
             rx,
             tx,
@@ -55,8 +69,11 @@ impl PortDevice {
             mtu,
             rx_buf: Vec::with_capacity(usize::from(burst)),
             rx_next: 0,
+            rx_linear: vec![0; mtu + 14].into_boxed_slice(),
             // Several rounds of segments may be queued before a flush drains them.
             tx_buf: Vec::with_capacity(usize::from(burst) * 4),
+            tx_linear: vec![0; mtu + 14].into_boxed_slice(),
+            tx_multi_seg,
             counters: DeviceCounters::default(),
             checksum: ChecksumCapabilities::default(),
             syn: false,
@@ -133,22 +150,32 @@ impl phy::Device for PortDevice {
             let i = self.rx_next;
             let frame = self.rx_buf.get(i)?;
             self.rx_next += 1;
-            if frame.segments() > 1 {
-                self.counters.rx_dropped_segmented += 1;
-                continue;
-            }
-            self.syn |= is_tcp_syn(frame.data());
+            let data = if frame.segments() == 1 {
+                frame.data()
+            } else {
+                let len = frame.pkt_len();
+                if len > self.rx_linear.len() {
+                    self.counters.rx_dropped_oversize += 1;
+                    continue;
+                }
+                let mut at = 0;
+                for seg in frame.segment_data() {
+                    let n = seg.len().min(len - at);
+                    self.rx_linear[at..at + n].copy_from_slice(&seg[..n]);
+                    at += n;
+                }
+                self.counters.rx_linearized += 1;
+                &self.rx_linear[..at]
+            };
+            self.syn |= is_tcp_syn(data);
             let tx = TxToken {
                 pool: &self.pool,
                 out: &mut self.tx_buf,
+                linear: &mut self.tx_linear,
+                multi_seg: self.tx_multi_seg,
                 counters: &mut self.counters,
             };
-            return Some((
-                RxToken {
-                    frame: &self.rx_buf[i],
-                },
-                tx,
-            ));
+            return Some((RxToken { frame: data }, tx));
         }
     }
 
@@ -160,6 +187,8 @@ impl phy::Device for PortDevice {
         Some(TxToken {
             pool: &self.pool,
             out: &mut self.tx_buf,
+            linear: &mut self.tx_linear,
+            multi_seg: self.tx_multi_seg,
             counters: &mut self.counters,
         })
     }
@@ -188,23 +217,46 @@ fn is_tcp_syn(frame: &[u8]) -> bool {
     frame[IP + 9] == 6 && frame.len() > flags && frame[flags] & 0x12 == 0x02
 }
 
-/// A received frame; the mbuf stays in the burst and is freed with it at the next refill.
+/// A received frame: the mbuf's data (the mbuf stays in the burst and is freed with it at the
+/// next refill), or the device's copy of a chained frame.
 pub struct RxToken<'a> {
-    frame: &'a Mbuf,
+    frame: &'a [u8],
 }
 
 impl phy::RxToken for RxToken<'_> {
     #[inline]
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.frame.data())
+        f(self.frame)
     }
 }
 
-/// Room for one frame: an mbuf from the pool, queued for the next flush.
+/// Room for one frame: an mbuf from the pool (or a chain of them), queued for the next flush.
 pub struct TxToken<'a> {
     pool: &'a Mempool,
     out: &'a mut Vec<Mbuf>,
+    /// The device's one-frame buffer, for frames no single mbuf holds.
+    linear: &'a mut [u8],
+    multi_seg: bool,
     counters: &'a mut DeviceCounters,
+}
+
+impl TxToken<'_> {
+    /// smoltcp needs the closure run to update its state even when the frame cannot be sent:
+    /// build it into the scratch buffer and drop it (TCP retransmits).
+    fn discard<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        match self.linear.get_mut(..len) {
+            Some(buf) => f(buf),
+            None => f(&mut vec![0u8; len]),
+        }
+    }
+
+    fn queue(self, m: Mbuf) {
+        if self.out.len() < self.out.capacity() {
+            self.out.push(m);
+        } else {
+            self.counters.tx_dropped += 1;
+        }
+    }
 }
 
 impl phy::TxToken for TxToken<'_> {
@@ -212,21 +264,48 @@ impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let Some(mut m) = self.pool.alloc() else {
             self.counters.tx_no_mbuf += 1;
-            // smoltcp needs the closure run to update its state; build the frame into scratch
-            // and drop it (TCP retransmits). A rare path: the pool is exhausted.
-            let mut scratch = vec![0u8; len];
-            return f(&mut scratch);
+            return self.discard(len, f);
         };
-        let Some(buf) = u16::try_from(len).ok().and_then(|l| m.append(l)) else {
+        if len <= m.tailroom() {
+            let buf = m
+                .append(len as u16)
+                .expect("len fits the tailroom, which a u16 bounds");
+            let r = f(buf);
+            self.queue(m);
+            return r;
+        }
+        if !self.multi_seg || len > self.linear.len() {
             self.counters.tx_dropped += 1;
-            let mut scratch = vec![0u8; len];
-            return f(&mut scratch);
-        };
-        let r = f(buf);
-        if self.out.len() < self.out.capacity() {
-            self.out.push(m);
-        } else {
-            self.counters.tx_dropped += 1;
+            return self.discard(len, f);
+        }
+        // A frame larger than one mbuf: build it whole, then copy it into a chain.
+        let r = f(&mut self.linear[..len]);
+        let mut rest = &self.linear[..len];
+        let mut seg = Some(m);
+        let mut head: Option<Mbuf> = None;
+        while !rest.is_empty() {
+            let Some(mut s) = seg.take().or_else(|| self.pool.alloc()) else {
+                self.counters.tx_no_mbuf += 1;
+                return r; // the partial chain is freed with `head`
+            };
+            let n = rest.len().min(s.tailroom()) as u16;
+            s.append(n)
+                .expect("n fits the tailroom")
+                .copy_from_slice(&rest[..usize::from(n)]);
+            rest = &rest[usize::from(n)..];
+            match head.as_mut() {
+                None => head = Some(s),
+                Some(h) => {
+                    if h.chain(s).is_err() {
+                        self.counters.tx_dropped += 1;
+                        return r;
+                    }
+                }
+            }
+        }
+        self.counters.tx_chained += 1;
+        if let Some(h) = head {
+            self.queue(h);
         }
         r
     }

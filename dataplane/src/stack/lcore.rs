@@ -138,6 +138,12 @@ pub struct LcoreStats {
     pub rx_frames: AtomicU64,
     pub tx_frames: AtomicU64,
     pub tx_dropped: AtomicU64,
+    /// Chained frames copied into one buffer ([`DeviceCounters::rx_linearized`]).
+    pub rx_linearized: AtomicU64,
+    /// Frames sent as mbuf chains ([`DeviceCounters::tx_chained`]).
+    pub tx_chained: AtomicU64,
+    /// Received frames dropped before the stack (longer than the port's MTU).
+    pub rx_dropped: AtomicU64,
     pub active_connections: AtomicU64,
 }
 
@@ -298,16 +304,23 @@ impl Lcore {
             .fetch_add(std::mem::take(idle), Ordering::Relaxed);
         s.rounds
             .fetch_add(std::mem::take(rounds), Ordering::Relaxed);
-        let (mut rx, mut tx, mut dropped) = (0, 0, 0);
+        let mut sum = DeviceCounters::default();
         for p in &self.ports {
             let c = p.dev.counters();
-            rx += c.rx_frames;
-            tx += c.tx_frames;
-            dropped += c.tx_dropped + c.tx_no_mbuf;
+            sum.rx_frames += c.rx_frames;
+            sum.tx_frames += c.tx_frames;
+            sum.tx_dropped += c.tx_dropped + c.tx_no_mbuf;
+            sum.rx_linearized += c.rx_linearized;
+            sum.tx_chained += c.tx_chained;
+            sum.rx_dropped_oversize += c.rx_dropped_oversize;
         }
-        s.rx_frames.store(rx, Ordering::Relaxed);
-        s.tx_frames.store(tx, Ordering::Relaxed);
-        s.tx_dropped.store(dropped, Ordering::Relaxed);
+        s.rx_frames.store(sum.rx_frames, Ordering::Relaxed);
+        s.tx_frames.store(sum.tx_frames, Ordering::Relaxed);
+        s.tx_dropped.store(sum.tx_dropped, Ordering::Relaxed);
+        s.rx_linearized.store(sum.rx_linearized, Ordering::Relaxed);
+        s.tx_chained.store(sum.tx_chained, Ordering::Relaxed);
+        s.rx_dropped
+            .store(sum.rx_dropped_oversize, Ordering::Relaxed);
         let quic: usize = self.quic.values().map(quic::QuicStream::flows).sum();
         s.active_connections
             .store((self.conns.len() + quic) as u64, Ordering::Relaxed);
