@@ -24,7 +24,7 @@
 //! dpdk_idle_sleep_us = 0         # dpdk engine: nap after idle rounds (0: poll, dedicated cores)
 //! quic_bandwidth = "10G"         # quic engine: WAN bottleneck, bit/s (K, M, G, T: ×1000)
 //! quic_rtt = "20ms"              # quic engine: WAN round trip; windows = bandwidth × rtt
-//! quic_cc = "cubic"              # quic engine: cubic | bbr | newreno
+//! quic_cc = "auto"               # quic engine: auto (as host TCP) | cubic | bbr | newreno
 //! quic_initial_mtu = 1200        # quic engine: first UDP payload size (≥ 1200)
 //! quic_max_mtu = 8972            # quic engine: path MTU discovery bound (9000-byte jumbo)
 //! quic_idle_timeout = "30s"      # quic engine: a silent peer is dropped after this
@@ -128,7 +128,7 @@ impl Default for Config {
             dpdk_idle_sleep_us: 0,
             quic_bandwidth: "10G".into(),
             quic_rtt: "20ms".into(),
-            quic_cc: "cubic".into(),
+            quic_cc: "auto".into(),
             quic_initial_mtu: 1200,
             quic_max_mtu: 8972,
             quic_idle_timeout: "30s".into(),

@@ -133,17 +133,23 @@ pub fn quic_checks(cfg: &Config) -> Vec<Check> {
     let tuning = match crate::server::quic_tuning(cfg) {
         Ok(t) => {
             let w = t.windows();
+            let auto = cfg.quic_cc.trim().eq_ignore_ascii_case("auto");
             Check {
                 name: "quic tuning",
                 level: Level::Ok,
                 detail: format!(
-                    "{} over {:?}: stream window {}, connection window {}, send window {}, {}",
+                    "{} over {:?}: stream window {}, connection window {}, send window {}, {}{}",
                     cfg.quic_bandwidth,
                     t.rtt,
                     mib(w.stream_receive as usize),
                     mib(w.connection_receive as usize),
                     mib(w.send as usize),
-                    t.congestion.name()
+                    t.congestion.name(),
+                    if auto {
+                        " (auto: as the host's TCP congestion control)"
+                    } else {
+                        ""
+                    }
                 ),
             }
         }
@@ -167,6 +173,10 @@ mod tests {
         assert_eq!(c.len(), 3);
         assert!(c[0].detail.contains("asked 32.0 MiB"), "{}", c[0]);
         assert_eq!(c[2].level, Level::Ok, "{}", c[2]);
+        assert!(
+            c[2].detail
+                .ends_with("(auto: as the host's TCP congestion control)")
+        );
         let bad = Config {
             quic_cc: "vegas".into(),
             ..Config::default()

@@ -41,6 +41,10 @@ pub(crate) struct Tuning {
     /// Path rate the windows are sized for, Gbit/s.
     #[arg(long = "rate-gbps", default_value_t = 10.0)]
     pub(crate) rate_gbps: f64,
+    /// Congestion controller: auto (as the host's TCP, the gateways' default), cubic, bbr or
+    /// newreno.
+    #[arg(long, default_value = "auto")]
+    pub(crate) cc: String,
 }
 
 impl Tuning {
@@ -52,6 +56,7 @@ impl Tuning {
             // 64 KiB, and quinn then takes the path for a black hole and drops to 1200 bytes.
             // (The gateways' own driver caps the batch instead.)
             max_mtu: QUINN_MAX_MTU,
+            congestion: self.cc.parse()?,
             ..QuicTuning::default()
         };
         t.validate()?;

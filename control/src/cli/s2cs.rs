@@ -159,7 +159,8 @@ pub struct ServeArgs {
     /// quic engine: round-trip time of the WAN path, e.g. 58ms (default 20ms).
     #[arg(long = "quic_rtt", alias = "quic-rtt")]
     pub quic_rtt: Option<String>,
-    /// quic engine: congestion controller, cubic, bbr or newreno (default cubic).
+    /// quic engine: congestion controller, auto, cubic, bbr or newreno (default auto: the
+    /// host's TCP one, net.ipv4.tcp_congestion_control, when it is bbr or reno; else cubic).
     #[arg(long = "quic_cc", alias = "quic-cc")]
     pub quic_cc: Option<String>,
     /// quic engine: UDP payload the handshake starts with (default 1200, the QUIC minimum).

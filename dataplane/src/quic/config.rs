@@ -38,7 +38,29 @@ pub enum Congestion {
     NewReno,
 }
 
+/// Where the host keeps its TCP congestion control (per network namespace).
+const HOST_TCP_CC: &str = "/proc/sys/net/ipv4/tcp_congestion_control";
+
 impl Congestion {
+    /// The controller closest to the host's TCP default (`net.ipv4.tcp_congestion_control`
+    /// in this network namespace), so the QUIC leg follows the policy the kernel TCP legs
+    /// already use: `bbr` gives BBR, `reno` NewReno, anything else (and no readable sysctl)
+    /// Cubic. This is what `auto` means.
+    pub fn host() -> Self {
+        std::fs::read_to_string(HOST_TCP_CC)
+            .map(|s| Self::for_tcp(&s))
+            .unwrap_or_default()
+    }
+
+    /// The controller for a Linux TCP congestion control name.
+    pub fn for_tcp(name: &str) -> Self {
+        match name.trim() {
+            n if n.starts_with("bbr") => Self::Bbr,
+            "reno" => Self::NewReno,
+            _ => Self::Cubic,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Cubic => "cubic",
@@ -53,6 +75,7 @@ impl FromStr for Congestion {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::host()),
             "cubic" => Ok(Self::Cubic),
             "bbr" => Ok(Self::Bbr),
             "newreno" | "new-reno" | "reno" => Ok(Self::NewReno),
@@ -64,7 +87,7 @@ impl FromStr for Congestion {
 /// A tuning value that cannot work.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TuningError {
-    #[error("unknown congestion controller '{0}'; choose one of: cubic, bbr, newreno")]
+    #[error("unknown congestion controller '{0}'; choose one of: auto, cubic, bbr, newreno")]
     Congestion(String),
     #[error("quic bandwidth must be above 0 bit/s")]
     Bandwidth,
@@ -347,9 +370,25 @@ mod tests {
         assert_eq!(bad(|t| t.udp_buffer = 4096), TuningError::UdpBuffer(4096));
         assert_eq!(
             "Vegas".parse::<Congestion>().unwrap_err().to_string(),
-            "unknown congestion controller 'Vegas'; choose one of: cubic, bbr, newreno"
+            "unknown congestion controller 'Vegas'; choose one of: auto, cubic, bbr, newreno"
         );
         assert_eq!("BBR".parse::<Congestion>(), Ok(Congestion::Bbr));
+    }
+
+    #[test]
+    fn auto_follows_the_hosts_tcp_congestion_control() {
+        for (tcp, quic) in [
+            ("bbr\n", Congestion::Bbr),
+            ("bbr2", Congestion::Bbr),
+            ("reno\n", Congestion::NewReno),
+            ("cubic\n", Congestion::Cubic),
+            ("htcp", Congestion::Cubic),
+            ("", Congestion::Cubic),
+        ] {
+            assert_eq!(Congestion::for_tcp(tcp), quic, "{tcp:?}");
+        }
+        let host = std::fs::read_to_string(HOST_TCP_CC).expect("the host's TCP congestion control");
+        assert_eq!("auto".parse::<Congestion>(), Ok(Congestion::for_tcp(&host)));
     }
 
     #[test]
