@@ -121,6 +121,9 @@ enum Command {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 5)]
         secs: u64,
+        /// Rounds of the three measurements, interleaved; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
         /// Where to write the JSON results.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -215,7 +218,7 @@ fn main() -> ExitCode {
             out,
         }),
         Command::Matrix(a) => matrix::main(a),
-        Command::DpdkRx { secs, out } => dpdk_rx::run(secs, out.as_deref()),
+        Command::DpdkRx { secs, repeat, out } => dpdk_rx::run(secs, repeat, out.as_deref()),
         Command::DpdkRxChild { secs } => dpdk_rx::child(secs),
         Command::DpdkRelay { secs, bytes, out } => dpdk_relay::run(secs, bytes, out.as_deref()),
         Command::DpdkRelayChild { phase, secs, bytes } => dpdk_relay::child(&phase, secs, bytes),

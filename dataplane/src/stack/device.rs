@@ -17,11 +17,11 @@ use crate::dpdk::{Mbuf, Mempool, RxQueue, TxQueue};
 pub struct DeviceCounters {
     pub rx_frames: u64,
     pub tx_frames: u64,
-    /// Multi-segment frames copied into one buffer before smoltcp read them: the device split
-    /// frames larger than its buffers (memif with `bsize` below the frame). They arrive intact
-    /// but cost a copy; a larger buffer (the profile's mbuf size, memif's `bsize`) avoids it.
+    /// Multi-segment frames copied into one buffer before smoltcp read them: the port runs
+    /// Rx scatter with mbufs smaller than a frame. They arrive intact but cost a copy; mbufs
+    /// that hold a whole frame (the profile's `mempool.data_room`) avoid it.
     pub rx_linearized: u64,
-    /// Frames longer than the port's MTU allows (dropped; smoltcp could not have taken them).
+    /// Multi-segment frames longer than the port's MTU allows (dropped).
     pub rx_dropped_oversize: u64,
     /// Frames longer than one mbuf sent as a chain (the port has multi-segment Tx and a
     /// data room below the frame): built in one buffer, then copied into the segments.
