@@ -25,7 +25,7 @@ use support::{pattern, producer, require_root, sh, sha256};
 
 use dataplane::AllowList;
 use dataplane::dpdk::{Eal, Mempool, Port, PortSetup};
-use dataplane::stack::{Command, Lcore, LcoreStats, PortAddr, PortDevice, StackOptions};
+use dataplane::stack::{Command, Lcore, LcoreStats, PortAddr, StackOptions};
 use dataplane::stats::StreamCounters;
 use nic_profiles::{LcoreLayout, PortSpec, Profile, device_names, eal_args, port_config};
 
@@ -84,13 +84,7 @@ fn frames_larger_than_one_mbuf_cross_intact_both_ways() {
     sh(&["ip", "addr", "add", "10.3.0.1/24", "dev", "s2chain"]);
     sh(&["ip", "link", "set", "s2chain", "up"]);
 
-    let dev = PortDevice::new(
-        port.rx_queue(0).expect("rx queue"),
-        port.tx_queue(0).expect("tx queue"),
-        Arc::clone(&pool),
-        config.burst,
-        usize::from(config.mtu),
-    );
+    let dev = support::queue_device(&mut port, &pool, &config);
     let addr = PortAddr {
         mac: port.mac(),
         ipv4: GATEWAY,

@@ -22,7 +22,7 @@ use support::{pattern, producer, sh, sha256};
 
 use dataplane::AllowList;
 use dataplane::dpdk::{Eal, Mempool, Port, PortSetup};
-use dataplane::stack::{Command, Lcore, LcoreStats, PortAddr, PortDevice, StackOptions};
+use dataplane::stack::{Command, Lcore, LcoreStats, PortAddr, StackOptions};
 use dataplane::stats::StreamCounters;
 use nic_profiles::{LcoreLayout, device_names, eal_args, port_config};
 
@@ -68,13 +68,7 @@ fn start_gateway() -> Gateway {
     let mut devices = Vec::new();
     for (name, spec) in device_names(&profile, &specs).iter().zip(&specs) {
         let mut port = Port::start(name, &setup, Arc::clone(&pool)).expect("port starts");
-        let dev = PortDevice::new(
-            port.rx_queue(0).expect("rx queue"),
-            port.tx_queue(0).expect("tx queue"),
-            Arc::clone(&pool),
-            config.burst,
-            usize::from(config.mtu),
-        );
+        let dev = support::queue_device(&mut port, &pool, &config);
         let addr = PortAddr {
             mac: port.mac(),
             ipv4: spec.ipv4.addr(),

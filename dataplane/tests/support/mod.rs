@@ -8,7 +8,11 @@ use std::net::{Shutdown, TcpListener};
 use std::process::Command as Proc;
 use std::thread;
 
-use nic_profiles::{PortSpec, Profile};
+use std::sync::Arc;
+
+use dataplane::dpdk::{Mempool, Port};
+use dataplane::stack::PortDevice;
+use nic_profiles::{PortConfig, PortSpec, Profile};
 
 pub(crate) fn sh(args: &[&str]) {
     let out = Proc::new(args[0])
@@ -125,4 +129,19 @@ pub(crate) fn producer(
             .map(|h| h.join().expect("producer conn"))
             .collect()
     })
+}
+
+/// Queue pair 0 of `port` as the stack's device, with the profile's burst and MTU.
+pub(crate) fn queue_device(
+    port: &mut Port,
+    pool: &Arc<Mempool>,
+    config: &PortConfig,
+) -> PortDevice {
+    PortDevice::new(
+        port.rx_queue(0).expect("rx queue"),
+        port.tx_queue(0).expect("tx queue"),
+        Arc::clone(pool),
+        config.burst,
+        usize::from(config.mtu),
+    )
 }
