@@ -21,7 +21,7 @@ mod support;
 use support::{pattern, producer, sh, sha256};
 
 use dataplane::AllowList;
-use dataplane::dpdk::{Eal, Mempool, Port, PortSetup};
+use dataplane::dpdk::{Eal, Mempool, Port, PortSetup, tsc_hz};
 use dataplane::stack::{Command, Lcore, LcoreStats, PortAddr, StackOptions};
 use dataplane::stats::StreamCounters;
 use nic_profiles::{LcoreLayout, device_names, eal_args, port_config};
@@ -34,6 +34,8 @@ struct Gateway {
     stats: Arc<LcoreStats>,
     job: Option<thread::JoinHandle<()>>,
     pool: Arc<Mempool>,
+    /// When the lcore loop was launched.
+    started: Instant,
     /// Closed after the lcore stopped (Drop below runs before the fields drop).
     _ports: Vec<Port>,
 }
@@ -80,7 +82,14 @@ fn start_gateway() -> Gateway {
     }
     let (tx, rx) = mpsc::channel();
     let stats = Arc::new(LcoreStats::default());
-    let lcore = Lcore::new(devices, StackOptions::default(), rx, Arc::clone(&stats), 7);
+    // Nap when idle, as on shared cores: the kernel peers get the core back, and the cycle
+    // counters must still add up to the loop's wall time.
+    let options = StackOptions {
+        idle_sleep: Some(Duration::from_micros(50)),
+        ..StackOptions::default()
+    };
+    let lcore = Lcore::new(devices, options, rx, Arc::clone(&stats), 7);
+    let started = Instant::now();
     let worker = eal.workers()[0];
     let (done_tx, done_rx) = mpsc::channel();
     let launched = eal
@@ -102,6 +111,7 @@ fn start_gateway() -> Gateway {
         stats,
         job: Some(job),
         pool,
+        started,
         _ports: ports,
     }
 }
@@ -348,6 +358,15 @@ fn dpdk_gateway_terminates_and_reoriginates_tcp() {
     gw.commands.send(Command::Stop).expect("stop");
     let mut gw = gw;
     gw.job.take().expect("job").join().expect("lcore job");
+    // Busy plus idle cycles (naps included) account for the loop's whole run.
+    let ran = gw.started.elapsed().as_secs_f64();
+    let counted = (gw.stats.busy_cycles.load(Ordering::Relaxed)
+        + gw.stats.idle_cycles.load(Ordering::Relaxed)) as f64
+        / tsc_hz() as f64;
+    assert!(
+        counted > 0.9 * ran && counted <= 1.01 * ran,
+        "busy + idle cycles cover {counted:.2} s of the lcore's {ran:.2} s"
+    );
     let pool = Arc::clone(&gw.pool);
     drop(gw);
     assert_eq!(pool.available(), pool.size(), "mbufs leaked");

@@ -132,7 +132,7 @@ pub enum Command {
 pub struct LcoreStats {
     /// TSC cycles spent in rounds that moved a frame or a byte.
     pub busy_cycles: AtomicU64,
-    /// TSC cycles spent in rounds that found nothing to do.
+    /// TSC cycles spent in rounds that found nothing to do, naps (`idle_sleep`) included.
     pub idle_cycles: AtomicU64,
     pub rounds: AtomicU64,
     pub rx_frames: AtomicU64,
@@ -265,13 +265,16 @@ impl Lcore {
                 busy += dt;
                 idle_rounds = 0;
             } else {
-                idle += dt;
                 idle_rounds += 1;
-                // Shared cores: after a run of empty rounds, give the core away briefly.
+                // Shared cores: after a run of empty rounds, give the core away briefly. The nap
+                // counts as idle time, so the busy share stays the share of wall time.
                 if let Some(nap) = self.options.idle_sleep
                     && idle_rounds >= IDLE_ROUNDS_BEFORE_SLEEP
                 {
                     std::thread::sleep(nap);
+                    idle += tsc().wrapping_sub(t0);
+                } else {
+                    idle += dt;
                 }
             }
             rounds += 1;
