@@ -140,6 +140,9 @@ pub struct Spliced {
     pub pauses: u64,
     /// Bytes user space forwarded itself (passed by the verdict) in both directions.
     pub copied: u64,
+    /// The part of `copied` passed while a direction was paused by the watchdog; the rest
+    /// arrived before the pair was armed (or the pair could not join the map).
+    pub copied_in_pauses: u64,
 }
 
 struct Maps {
@@ -344,6 +347,7 @@ impl Splicer {
             b_to_a: dirs[1].reported,
             pauses: dirs[0].pauses + dirs[1].pauses,
             copied: dirs[0].consumed + dirs[1].consumed,
+            copied_in_pauses: dirs[0].consumed_in_pauses + dirs[1].consumed_in_pauses,
         })
     }
 
@@ -473,6 +477,10 @@ impl Splicer {
                 let Some(n) = sent else { return Ok(()) };
                 d.pending_at += n;
                 d.consumed += n as u64;
+                if !d.armed && d.pauses > 0 {
+                    // Disarmed after a pause and not yet re-armed.
+                    d.consumed_in_pauses += n as u64;
+                }
                 if !d.has_pending() {
                     d.pending.clear();
                     d.pending_at = 0;
@@ -603,6 +611,8 @@ struct Direction<'s> {
     backlog: u64,
     /// Bytes user space read from src and wrote into dst.
     consumed: u64,
+    /// The part of `consumed` passed after a pause and before the re-arm.
+    consumed_in_pauses: u64,
     pending: Vec<u8>,
     pending_at: usize,
     armed: bool,
@@ -640,6 +650,7 @@ impl<'s> Direction<'s> {
             reported: 0,
             backlog: 0,
             consumed: 0,
+            consumed_in_pauses: 0,
             pending: Vec::new(),
             pending_at: 0,
             armed: false,
