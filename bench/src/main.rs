@@ -115,8 +115,9 @@ enum Command {
     /// The paper's evaluation matrix on the testbed (methods × sample sizes × WAN profiles ×
     /// runs), resumable, then the report (plots and Markdown) in the output directory.
     Matrix(matrix::Args),
-    /// Packets per second through one dataplane lcore's receive path on net_null vdevs, beside
-    /// dpdk-testpmd (rxonly and io) on the same devices, in one run.
+    /// Packets per second through one dataplane lcore's receive path on net_null vdevs (frames
+    /// for no one, and TCP resets to the port), beside dpdk-testpmd (rxonly and io) on the same
+    /// devices, in one run.
     DpdkRx {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 5)]
@@ -179,6 +180,8 @@ enum Command {
     DpdkRxChild {
         #[arg(long)]
         secs: u64,
+        #[arg(long, value_enum)]
+        frames: dpdk_rx::Frames,
     },
 }
 
@@ -219,7 +222,7 @@ fn main() -> ExitCode {
         }),
         Command::Matrix(a) => matrix::main(a),
         Command::DpdkRx { secs, repeat, out } => dpdk_rx::run(secs, repeat, out.as_deref()),
-        Command::DpdkRxChild { secs } => dpdk_rx::child(secs),
+        Command::DpdkRxChild { secs, frames } => dpdk_rx::child(frames, secs),
         Command::DpdkRelay { secs, bytes, out } => dpdk_relay::run(secs, bytes, out.as_deref()),
         Command::DpdkRelayChild { phase, secs, bytes } => dpdk_relay::child(&phase, secs, bytes),
         Command::Report { input, out_dir } => report::run(&input, &out_dir),

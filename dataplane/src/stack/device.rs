@@ -23,6 +23,9 @@ pub struct DeviceCounters {
     pub rx_linearized: u64,
     /// Multi-segment frames longer than the port's MTU allows (dropped).
     pub rx_dropped_oversize: u64,
+    /// Frames addressed to another station (a promiscuous port on a shared segment, or runts
+    /// without a whole address), dropped before smoltcp, which would drop them at more cost.
+    pub rx_not_ours: u64,
     /// Frames longer than one mbuf sent as a chain (the port has multi-segment Tx and a
     /// data room below the frame): built in one buffer, then copied into the segments.
     pub tx_chained: u64,
@@ -54,6 +57,9 @@ pub struct PortDevice {
     checksum: ChecksumCapabilities,
     /// A TCP SYN (without ACK) was handed to smoltcp since the last [`PortDevice::take_syn`].
     syn: bool,
+    /// The port's station address; once set, unicast frames for other stations are dropped
+    /// here instead of inside smoltcp.
+    mac: Option<[u8; 6]>,
 }
 
 impl PortDevice {
@@ -77,7 +83,14 @@ impl PortDevice {
             counters: DeviceCounters::default(),
             checksum: ChecksumCapabilities::default(),
             syn: false,
+            mac: None,
         }
+    }
+
+    /// The station address smoltcp answers on: from now on the device drops unicast frames
+    /// addressed elsewhere before the stack sees them (broadcast and multicast pass).
+    pub fn set_mac(&mut self, mac: [u8; 6]) {
+        self.mac = Some(mac);
     }
 
     /// Whether a connection request arrived since the last call: the loop then re-arms its
@@ -150,6 +163,12 @@ impl phy::Device for PortDevice {
             let i = self.rx_next;
             let frame = self.rx_buf.get(i)?;
             self.rx_next += 1;
+            if let Some(mac) = &self.mac
+                && !for_station(frame.data(), mac)
+            {
+                self.counters.rx_not_ours += 1;
+                continue;
+            }
             let data = if frame.segments() == 1 {
                 frame.data()
             } else {
@@ -200,6 +219,17 @@ impl phy::Device for PortDevice {
         caps.max_burst_size = Some(usize::from(self.burst));
         caps.checksum = self.checksum.clone();
         caps
+    }
+}
+
+/// Whether an Ethernet frame is for the station `mac`: addressed to it, or to a group
+/// (broadcast or multicast: the group bit of the first octet). The same rule as smoltcp's
+/// Ethernet ingress; `head` is the first segment, which holds the header.
+#[inline]
+fn for_station(head: &[u8], mac: &[u8; 6]) -> bool {
+    match head.get(..6) {
+        Some(dst) => dst[0] & 1 != 0 || dst == mac,
+        None => false,
     }
 }
 
@@ -313,7 +343,7 @@ impl phy::TxToken for TxToken<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_tcp_syn;
+    use super::{for_station, is_tcp_syn};
 
     fn frame(flags: u8, proto: u8, ethertype: [u8; 2]) -> Vec<u8> {
         let mut f = vec![0u8; 14 + 20 + 20];
@@ -341,5 +371,27 @@ mod tests {
         opts[14 + 24 + 13] = 0x02;
         opts[14 + 20 + 13] = 0;
         assert!(is_tcp_syn(&opts));
+    }
+
+    #[test]
+    fn station_filter() {
+        let me = [0x02, 0, 0, 0, 0, 1];
+        let with_dst = |dst: [u8; 6]| {
+            let mut f = vec![0u8; 60];
+            f[..6].copy_from_slice(&dst);
+            f
+        };
+        assert!(for_station(&with_dst(me), &me));
+        assert!(for_station(&with_dst([0xff; 6]), &me), "broadcast");
+        assert!(
+            for_station(&with_dst([0x01, 0, 0x5e, 0, 0, 1]), &me),
+            "IPv4 multicast"
+        );
+        assert!(
+            !for_station(&with_dst([0x02, 0, 0, 0, 0, 2]), &me),
+            "another station"
+        );
+        assert!(!for_station(&with_dst([0; 6]), &me));
+        assert!(!for_station(&me[..5], &me), "shorter than an address");
     }
 }

@@ -144,6 +144,9 @@ pub struct LcoreStats {
     pub tx_chained: AtomicU64,
     /// Received frames dropped before the stack (longer than the port's MTU).
     pub rx_dropped: AtomicU64,
+    /// Received frames addressed to other stations, dropped before the stack
+    /// ([`DeviceCounters::rx_not_ours`]).
+    pub rx_not_ours: AtomicU64,
     pub active_connections: AtomicU64,
 }
 
@@ -206,6 +209,7 @@ impl Lcore {
             .enumerate()
             .map(|(i, (mut dev, addr))| {
                 dev.set_rx_checksum_verification(options.verify_rx_checksums);
+                dev.set_mac(addr.mac);
                 let mut config = Config::new(EthernetAddress(addr.mac).into());
                 config.random_seed = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 let mut iface = Interface::new(config, &mut dev, now);
@@ -316,6 +320,7 @@ impl Lcore {
             sum.rx_linearized += c.rx_linearized;
             sum.tx_chained += c.tx_chained;
             sum.rx_dropped_oversize += c.rx_dropped_oversize;
+            sum.rx_not_ours += c.rx_not_ours;
         }
         s.rx_frames.store(sum.rx_frames, Ordering::Relaxed);
         s.tx_frames.store(sum.tx_frames, Ordering::Relaxed);
@@ -324,6 +329,7 @@ impl Lcore {
         s.tx_chained.store(sum.tx_chained, Ordering::Relaxed);
         s.rx_dropped
             .store(sum.rx_dropped_oversize, Ordering::Relaxed);
+        s.rx_not_ours.store(sum.rx_not_ours, Ordering::Relaxed);
         let quic: usize = self.quic.values().map(quic::QuicStream::flows).sum();
         s.active_connections
             .store((self.conns.len() + quic) as u64, Ordering::Relaxed);
