@@ -346,6 +346,12 @@ fn iperf3_case(name: &str, engine: &str, plaintext: bool) {
             busy > 0,
             "the polling lcore counted no busy cycles:\n{metrics}"
         );
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "scistream_dpdk_lcore_streams{lcore=\"0\"} 1"),
+            "the session's one stream is not counted on lcore 0:\n{metrics}"
+        );
     }
     s.release(&session).expect("release");
 }

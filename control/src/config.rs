@@ -20,10 +20,14 @@
 //! sockmap_max_backlog = "64M"    # sockmap engine, kernel backlog that pauses a direction
 //! # nic_profile = "af_packet_jumbo"  # dpdk engine: builtin NIC profile name or profile file
 //! # dpdk_ports = ["name=wan,ipv4=172.16.1.1/24,iface=wan0"]  # dpdk engine: one per data port
-//! dpdk_tcp_buffer = "4M"         # dpdk engine, TCP buffer per direction per terminated socket
+//! dpdk_tcp_buffer = "4M"         # dpdk engine, TCP buffer per direction per terminated socket;
+//!                                # "bdp": two quic_bandwidth × quic_rtt products
+//! dpdk_stream_lcores = []        # dpdk engine: stream k of a session on lcore [k mod n]
+//!                                # (default []: the least loaded dataplane lcore)
 //! dpdk_idle_sleep_us = 0         # dpdk engine: nap after idle rounds (0: poll, dedicated cores)
-//! quic_bandwidth = "10G"         # quic engine: WAN bottleneck, bit/s (K, M, G, T: ×1000)
-//! quic_rtt = "20ms"              # quic engine: WAN round trip; windows = bandwidth × rtt
+//! quic_bandwidth = "10G"         # quic engine (and dpdk_tcp_buffer = "bdp"): WAN bottleneck,
+//!                                # bit/s (K, M, G, T: ×1000)
+//! quic_rtt = "20ms"              # quic engine (and "bdp"): WAN round trip; windows = bw × rtt
 //! quic_cc = "auto"               # quic engine: auto (as host TCP) | cubic | bbr | newreno
 //! quic_initial_mtu = 1200        # quic engine: first UDP payload size (≥ 1200)
 //! quic_max_mtu = 8972            # quic engine: path MTU discovery bound (9000-byte jumbo)
@@ -76,6 +80,7 @@ pub struct Config {
     pub nic_profile: Option<String>,
     pub dpdk_ports: Vec<String>,
     pub dpdk_tcp_buffer: String,
+    pub dpdk_stream_lcores: Vec<u32>,
     pub dpdk_idle_sleep_us: u64,
     pub quic_bandwidth: String,
     pub quic_rtt: String,
@@ -125,6 +130,7 @@ impl Default for Config {
             nic_profile: None,
             dpdk_ports: Vec::new(),
             dpdk_tcp_buffer: "4M".into(),
+            dpdk_stream_lcores: Vec::new(),
             dpdk_idle_sleep_us: 0,
             quic_bandwidth: "10G".into(),
             quic_rtt: "20ms".into(),

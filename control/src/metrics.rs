@@ -119,6 +119,17 @@ pub async fn render(gateway: &Gateway) -> String {
             }
         }
     }
+    let streams = gateway.engine.lcore_streams();
+    if !streams.is_empty() {
+        let name = "scistream_dpdk_lcore_streams";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Active streams placed on a dataplane lcore.\n# TYPE {name} gauge"
+        );
+        for (i, n) in streams.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{lcore=\"{i}\"}} {n}");
+        }
+    }
     if let Some(n) = gateway.engine.kernel_map_entries() {
         let _ = writeln!(
             out,

@@ -106,7 +106,7 @@ pub fn start_dpdk(cfg: &Config) -> anyhow::Result<DpdkEngine> {
         None => LcoreLayout::from_profile(&profile, &online)?,
     };
     let stack = StackOptions {
-        tcp_buffer: parse_size(&cfg.dpdk_tcp_buffer).map_err(anyhow::Error::msg)?,
+        tcp_buffer: dpdk_tcp_buffer(cfg)?,
         idle_sleep: (cfg.dpdk_idle_sleep_us > 0)
             .then(|| Duration::from_micros(cfg.dpdk_idle_sleep_us)),
         ..StackOptions::default()
@@ -115,10 +115,35 @@ pub fn start_dpdk(cfg: &Config) -> anyhow::Result<DpdkEngine> {
         profile,
         ports,
         layout,
+        stream_lcores: cfg.dpdk_stream_lcores.clone(),
         stack,
     })?;
     tracing::info!(?engine, "dpdk dataplane up");
     Ok(engine)
+}
+
+/// `dpdk_tcp_buffer`: a size, or `bdp` for two bandwidth-delay products of the WAN as
+/// `quic_bandwidth` and `quic_rtt` describe it.
+fn dpdk_tcp_buffer(cfg: &Config) -> anyhow::Result<usize> {
+    if !cfg.dpdk_tcp_buffer.trim().eq_ignore_ascii_case("bdp") {
+        return parse_size(&cfg.dpdk_tcp_buffer)
+            .map_err(anyhow::Error::msg)
+            .context("dpdk_tcp_buffer (a size such as 4M, or bdp)");
+    }
+    let bandwidth = parse_rate(&cfg.quic_bandwidth)
+        .map_err(anyhow::Error::msg)
+        .context("quic_bandwidth (sizes dpdk_tcp_buffer = bdp)")?;
+    let rtt = parse_duration(&cfg.quic_rtt)
+        .map_err(anyhow::Error::msg)
+        .context("quic_rtt (sizes dpdk_tcp_buffer = bdp)")?;
+    let size = StackOptions::buffer_for(bandwidth as f64 / 1e9, rtt);
+    tracing::info!(
+        bytes = size,
+        bandwidth = %cfg.quic_bandwidth,
+        rtt = %cfg.quic_rtt,
+        "dpdk TCP buffer per socket and direction from the bandwidth-delay product"
+    );
+    Ok(size)
 }
 
 /// Picks the engine for `--engine` and says why. `auto` takes `sockmap` only when the config
@@ -168,7 +193,8 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
             if !cfg.wan_plaintext {
                 return Ok(plain(
                     EngineKind::Copy,
-                    "auto: sockmap_auto is on but the WAN leg is TLS, which sockmap cannot                      carry; using copy"
+                    "auto: sockmap_auto is on but the WAN leg is TLS, which sockmap cannot \
+                     carry; using copy"
                         .into(),
                 ));
             }

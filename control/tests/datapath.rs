@@ -310,6 +310,39 @@ fn dpdk_configuration_errors_are_precise() {
         err.contains("is not the address of a dpdk port (wan=192.0.2.1)"),
         "{err}"
     );
+    // The operator's stream mapping and the BDP buffer are checked before EAL starts.
+    let dpdk_port = |c: &mut control::config::Config| {
+        c.nic_profile = Some("af_packet_jumbo".into());
+        c.dpdk_ports = vec!["name=wan,ipv4=192.0.2.1/24,iface=wan0".into()];
+        c.listener_ip = "192.0.2.1".parse().unwrap();
+        c.cores = Some(vec![1]);
+    };
+    let err = refuse(&|c| {
+        dpdk_port(c);
+        c.dpdk_stream_lcores = vec![1, 7];
+    });
+    assert!(
+        err.contains("--dpdk_stream_lcores names lcore 7")
+            && err.contains("dataplane lcores are [1]"),
+        "{err}"
+    );
+    let err = refuse(&|c| {
+        dpdk_port(c);
+        c.dpdk_tcp_buffer = "lots".into();
+    });
+    assert!(
+        err.contains("dpdk_tcp_buffer (a size such as 4M, or bdp)"),
+        "{err}"
+    );
+    let err = refuse(&|c| {
+        dpdk_port(c);
+        c.dpdk_tcp_buffer = "bdp".into();
+        c.quic_rtt = "soon".into();
+    });
+    assert!(
+        err.contains("quic_rtt (sizes dpdk_tcp_buffer = bdp)"),
+        "{err}"
+    );
     // QUIC on the dpdk ports: the tunnel yes (checked like dpdk), the app relay no.
     let err = refuse(&|c| {
         c.engine = "quic".into();

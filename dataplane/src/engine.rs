@@ -173,6 +173,11 @@ pub trait Engine: Send + Sync {
         Vec::new()
     }
 
+    /// Active streams on each polling lcore (`dpdk`), in the order of [`Engine::lcore_cycles`].
+    fn lcore_streams(&self) -> Vec<usize> {
+        Vec::new()
+    }
+
     /// Whether the engine accepts on the kernel listeners it is handed. Engines that own the
     /// data ports themselves (`dpdk`) only use them to hold their port numbers, so the control
     /// plane binds them with `IP_FREEBIND` on an address the kernel does not have.

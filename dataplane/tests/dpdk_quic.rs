@@ -159,6 +159,7 @@ fn quic_tunnel_on_the_dataplane_talks_to_the_kernel_tunnel() {
             profile,
             ports,
             layout: LcoreLayout::new(0, vec![1]),
+            stream_lcores: Vec::new(),
             stack: StackOptions {
                 // The kernel apps and gateway share the two cores with the poller.
                 idle_sleep: Some(Duration::from_micros(20)),

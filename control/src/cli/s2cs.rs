@@ -144,10 +144,18 @@ pub struct ServeArgs {
     /// port; --listener_ip must be one of their addresses. --cores names the dataplane lcores.
     #[arg(long = "dpdk_port", alias = "dpdk-port")]
     pub dpdk_ports: Vec<String>,
-    /// dpdk engine: TCP buffer per direction per terminated socket (default 4M; two
-    /// bandwidth-delay products of the WAN).
+    /// dpdk engine: TCP buffer per direction per terminated socket (default 4M), or "bdp":
+    /// two bandwidth-delay products of --quic_bandwidth × --quic_rtt (the WAN's).
     #[arg(long = "dpdk_tcp_buffer", alias = "dpdk-tcp-buffer")]
     pub dpdk_tcp_buffer: Option<String>,
+    /// dpdk engine: pin streams to dataplane lcores, e.g. 2,2,3: stream k of every session
+    /// runs on the (k mod n)-th listed lcore (default: each stream on the least loaded lcore).
+    #[arg(
+        long = "dpdk_stream_lcores",
+        alias = "dpdk-stream-lcores",
+        value_delimiter = ','
+    )]
+    pub dpdk_stream_lcores: Option<Vec<u32>>,
     /// dpdk engine: microseconds a polling lcore sleeps after a run of empty rounds (default 0:
     /// never; set it when the dataplane shares its cores with other work).
     #[arg(long = "dpdk_idle_sleep_us", alias = "dpdk-idle-sleep-us")]
@@ -268,6 +276,7 @@ impl ServeArgs {
             sockmap_sndbuf,
             sockmap_max_backlog,
             dpdk_tcp_buffer,
+            dpdk_stream_lcores,
             dpdk_idle_sleep_us,
             quic_bandwidth,
             quic_rtt,

@@ -130,7 +130,8 @@ pub struct QuicTuning {
     /// Force `udp_buffer` past `net.core.rmem_max`/`wmem_max` (SO_RCVBUFFORCE, needs
     /// CAP_NET_ADMIN); off: stay within the limits the host's administrator set.
     pub force_udp_buffer: bool,
-    /// Caps each connection's sending rate, bit/s (the session's `rate`); `None`: no cap.
+    /// Caps each connection's sending rate, bit/s (the operator's `--quic_rate`; a session's
+    /// `rate` is not used, decision 32); `None`: no cap.
     pub rate_bps: Option<u64>,
 }
 

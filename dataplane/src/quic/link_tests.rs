@@ -388,6 +388,40 @@ fn loss_delay_and_reordering_are_repaired() {
 }
 
 #[test]
+fn a_rate_cap_holds_the_connection_to_the_rate() {
+    const LEN: usize = 4 << 20;
+    const RATE: u64 = 50_000_000;
+    // Virtual time from connect to the last byte, with and without the cap.
+    let run = |rate_bps: Option<u64>| {
+        let t = QuicTuning {
+            rate_bps,
+            ..tuning()
+        };
+        let mut pair = Pair::new(LinkSpec::default(), b"k", b"k", &t);
+        let start = pair.now;
+        transfer(&mut pair, LEN, Duration::from_secs(60));
+        pair.now - start
+    };
+    let free = run(None);
+    let capped = run(Some(RATE));
+    let at_rate = Duration::from_secs_f64(LEN as f64 * 8.0 / RATE as f64);
+    assert!(
+        capped >= at_rate.mul_f64(0.9),
+        "{LEN} bytes took {capped:?} under a {RATE} bit/s cap, faster than the cap allows \
+         ({at_rate:?})"
+    );
+    assert!(
+        capped <= at_rate.mul_f64(1.5),
+        "{LEN} bytes took {capped:?} under a {RATE} bit/s cap; at the rate: {at_rate:?}"
+    );
+    assert!(
+        free * 3 < capped,
+        "without the cap the transfer took {free:?}, with it {capped:?}: the link, not the cap, \
+         set the pace"
+    );
+}
+
+#[test]
 fn path_mtu_discovery_finds_jumbo_frames_and_respects_small_paths() {
     for (path_mtu, lo, hi) in [(8972, 8000, 8972), (1400, 1200, 1400)] {
         let link = LinkSpec {

@@ -1,6 +1,7 @@
 //! A rate cap around any congestion controller: the window never exceeds rate × RTT, so
 //! quinn's pacer (which spreads a window over one RTT) sends at most `rate` on average. This is
-//! how a session's `rate` reaches the QUIC WAN leg.
+//! how the operator's `--quic_rate` reaches the QUIC WAN leg (a session's upstream `rate` field
+//! is not used: docs/decisions.md, decision 32).
 
 use std::any::Any;
 use std::sync::Arc;

@@ -10,7 +10,7 @@
 //! start. Dropping the engine stops the lcores, then removes the rules and closes the ports.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, TcpListener};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +19,7 @@ use nic_profiles::{LcoreLayout, PortSpec, Profile};
 
 use super::device::PortDevice;
 use super::lcore::{Command, Lcore, LcoreStats, PortAddr, QuicListen, StackOptions, StreamId};
+use super::placement::{Placed, PlacementError, Placer};
 use super::steering::{EphemeralBlocks, SteeringRule};
 use crate::dpdk::flow::{self, Flow};
 use crate::dpdk::{DpdkError, Eal, LcoreJob, Mempool, Port, PortSetup};
@@ -36,6 +37,9 @@ pub struct DpdkOptions {
     pub ports: Vec<PortSpec>,
     /// Main and dataplane lcores (default: the profile's recommendation).
     pub layout: LcoreLayout,
+    /// The operator's stream-to-lcore mapping (`--dpdk_stream_lcores`): stream `k` of every
+    /// session runs on lcore `stream_lcores[k mod len]`; empty: the least loaded lcore.
+    pub stream_lcores: Vec<u32>,
     pub stack: StackOptions,
 }
 
@@ -48,6 +52,8 @@ pub enum DpdkEngineError {
     Dpdk(#[from] DpdkError),
     #[error("no dataplane ports configured; give at least one with --dpdk_port")]
     NoPorts,
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
     #[error(
         "dpdk port {port}: device {device} did not come up (ports present: {present:?}); its \
          probe failed, see EAL's messages above (does the interface or PCI device exist, is it \
@@ -88,7 +94,7 @@ pub struct DpdkEngine {
     addrs: Vec<PortAddr>,
     names: Vec<String>,
     port_ids: Vec<u16>,
-    next_lcore: AtomicUsize,
+    placer: Arc<Placer>,
     next_stream: AtomicU64,
     /// IP MTU of the ports (the profile's).
     mtu: u16,
@@ -118,6 +124,7 @@ impl DpdkEngine {
             profile,
             ports: specs,
             layout,
+            stream_lcores,
             stack,
         } = options;
         if specs.is_empty() {
@@ -125,6 +132,7 @@ impl DpdkEngine {
         }
         let config = nic_profiles::port_config(&profile);
         let lcore_ids = layout.dataplane.clone();
+        let placer = Placer::new(&lcore_ids, &stream_lcores, profile.lcores.streams_per_lcore)?;
         if lcore_ids.len() > usize::from(config.rx_queues.min(config.tx_queues)) {
             return Err(DpdkEngineError::Queues {
                 queues: config.rx_queues.min(config.tx_queues),
@@ -216,7 +224,7 @@ impl DpdkEngine {
             addrs,
             names: names.clone(),
             port_ids: ports.iter().map(Port::id).collect(),
-            next_lcore: AtomicUsize::new(0),
+            placer: Arc::new(placer),
             next_stream: AtomicU64::new(1),
             mtu: config.mtu,
             steering,
@@ -228,6 +236,11 @@ impl DpdkEngine {
     /// The dataplane addresses, one per port, in port order.
     pub fn addresses(&self) -> Vec<std::net::Ipv4Addr> {
         self.addrs.iter().map(|a| a.ipv4).collect()
+    }
+
+    /// Active streams per dataplane lcore, in queue order.
+    pub fn streams_per_lcore(&self) -> Vec<usize> {
+        self.placer.active()
     }
 
     /// Busy and idle TSC cycles of each lcore so far.
@@ -279,7 +292,10 @@ impl Drop for DpdkEngine {
 }
 
 struct DpdkStream {
+    /// Position of the stream's lcore among the dataplane lcores (its queue).
     lcore: usize,
+    /// Counts the stream on its lcore until the proxy is dropped.
+    _placed: Placed,
     id: StreamId,
     index: usize,
     target: Mutex<SocketAddr>,
@@ -394,6 +410,10 @@ impl Engine for SharedDpdkEngine {
         self.engine.lcore_cycles()
     }
 
+    fn lcore_streams(&self) -> Vec<usize> {
+        self.engine.streams_per_lcore()
+    }
+
     fn start(&self, spec: ProxySpec) -> Result<Box<dyn Proxy>, EngineError> {
         let engine = &self.engine;
         match (&self.quic, &spec.security) {
@@ -440,7 +460,8 @@ impl Engine for SharedDpdkEngine {
                             engine.addresses()
                         ))
                     })?;
-                let lcore = engine.next_lcore.fetch_add(1, Ordering::Relaxed) % engine.lcores.len();
+                let placed = engine.placer.place(index);
+                let lcore = placed.position();
                 if !engine.steering.is_empty() {
                     let rule = SteeringRule::listener(*local.ip(), local.port(), lcore as u16);
                     flows.push(
@@ -474,9 +495,10 @@ impl Engine for SharedDpdkEngine {
                     .recv_timeout(Duration::from_secs(5))
                     .map_err(|_| unavailable(format!("dataplane lcore {lcore} did not answer")))?
                     .map_err(unavailable)?;
-                tracing::debug!(session = %spec.tag, stream = index, lcore, %local, %target, "dpdk stream listening");
+                tracing::debug!(session = %spec.tag, stream = index, lcore = placed.lcore(), %local, %target, "dpdk stream listening");
                 streams.push(DpdkStream {
                     lcore,
+                    _placed: placed,
                     id,
                     index,
                     target: Mutex::new(SocketAddr::V4(target)),

@@ -5,9 +5,11 @@
 pub mod device;
 pub mod engine;
 pub mod lcore;
+pub mod placement;
 mod relay;
 pub mod steering;
 
 pub use device::{DeviceCounters, PortDevice};
 pub use engine::{DpdkEngine, DpdkEngineError, DpdkOptions, SharedDpdkEngine};
 pub use lcore::{Command, Lcore, LcoreStats, PortAddr, StackOptions, StreamId};
+pub use placement::{Placed, PlacementError, Placer};
