@@ -67,7 +67,7 @@ impl Eal {
                 Ok(eal)
             }
             Err((errno, message)) => {
-                *state = State::Failed(message.clone());
+                *state = State::Failed(format!("{message}, with {args:?}"));
                 if errno == libc::ENODEV {
                     let missing = missing_pmds(args, Path::new(dpdk_sys::PMD_DIR));
                     if !missing.is_empty() {

@@ -55,6 +55,11 @@ pub enum DpdkEngineError {
     #[error(transparent)]
     Placement(#[from] PlacementError),
     #[error(
+        "the NIC profile runs EAL on hugepages, and they are not ready (or set eal.memory = \
+         \"no-huge\" in a profile for test devices)"
+    )]
+    Hugepages(#[source] hugepages::Error),
+    #[error(
         "dpdk port {port}: device {device} did not come up (ports present: {present:?}); its \
          probe failed, see EAL's messages above (does the interface or PCI device exist, is it \
          bound to a DPDK-capable driver?)"
@@ -140,6 +145,12 @@ impl DpdkEngine {
             });
         }
         let args = nic_profiles::eal_args(&profile, &specs, &layout, &[])?;
+        // The main lcore and the dataplane lcores use the pool.
+        let plan = super::preflight::hugepages(&hugepages::HostSys, &profile, lcore_ids.len() + 1)
+            .map_err(DpdkEngineError::Hugepages)?;
+        if let Some(p) = plan {
+            tracing::info!(node = p.node.0, size = %p.size, pages = p.pages, "hugepages free and mounted for EAL");
+        }
         let eal = Eal::init(&args)?;
         let m = config.mempool;
         let pool = Arc::new(Mempool::new(

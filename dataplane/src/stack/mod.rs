@@ -6,6 +6,7 @@ pub mod device;
 pub mod engine;
 pub mod lcore;
 pub mod placement;
+pub mod preflight;
 mod relay;
 pub mod steering;
 
