@@ -1,6 +1,7 @@
 //! `s2cs doctor`: what this host gives each data path, with the fix for what falls short.
-//! Nothing here changes the host; each check opens at most a loopback socket or loads and
-//! unloads the BPF program.
+//! Nothing here changes the host; each check opens at most a loopback socket, loads and unloads
+//! the BPF program, or reads sysfs and DPDK's plugin directory (the dpdk engine's checks before
+//! EAL, which doctor does not start).
 
 use std::fmt;
 
@@ -69,6 +70,7 @@ pub fn checks(cfg: &Config) -> Vec<Check> {
             detail: format!("unavailable ({e}); the copy and splice engines still work"),
         },
     });
+    out.extend(crate::dpdk::checks(cfg));
     out
 }
 

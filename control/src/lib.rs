@@ -6,6 +6,8 @@
 //! - [`ports`]: the listener port pool (`--port_range`), which binds ports as it hands them out.
 //! - [`auth`]: token verifiers (static token file, OAuth2 introspection, explicit no-auth) and
 //!   the identity allow-list.
+//! - [`dpdk`]: the `dpdk` engine's configuration and checks (or, built without the `dpdk`
+//!   feature, the error that says so).
 //! - [`server`]: wiring for the `s2cs` daemon: config, TLS, engine choice, shutdown.
 //! - [`client`]: the gRPC client side shared by `s2uc` and `appctrl`.
 //! - [`cli`]: the three command lines; the binaries in `src/bin` only call into it.
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod doctor;
+pub mod dpdk;
 pub mod error;
 pub mod metrics;
 pub mod ports;

@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use dataplane::quic::tunnel::QuicOptions;
-use dataplane::stack::{DpdkEngine, DpdkOptions, SharedDpdkEngine, StackOptions};
 use dataplane::{
     AllowList, CorePool, Engine, EngineKind, KernelEngine, KernelOptions, Pinning, QuicEngine,
     QuicTuning, SpliceOptions, Splicer,
 };
-use nic_profiles::{LcoreLayout, PortSpec, Profile};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 
 use crate::auth::Authenticator;
@@ -38,112 +36,7 @@ pub struct EngineChoice {
     pub kind: EngineKind,
     pub why: String,
     pub splicer: Option<Arc<Splicer>>,
-    pub dpdk: Option<Arc<DpdkEngine>>,
-}
-
-/// Whether the config names a NIC profile and data ports (what `auto` needs to try DPDK).
-fn dpdk_configured(cfg: &Config) -> bool {
-    cfg.nic_profile.is_some() && !cfg.dpdk_ports.is_empty()
-}
-
-/// Starts the `dpdk` engine from the config: profile, ports, lcores (`--cores`, else the
-/// profile's layout), TCP buffers.
-pub fn start_dpdk(cfg: &Config) -> anyhow::Result<DpdkEngine> {
-    let name = cfg.nic_profile.as_deref().context(
-        "the dpdk engine needs a NIC profile: --nic_profile NAME|FILE (e.g. connectx6dx, \
-         af_packet_jumbo)",
-    )?;
-    let profile = Profile::resolve(name)?;
-    for w in profile.warnings() {
-        tracing::warn!(profile = name, "{w}");
-    }
-    if cfg.dpdk_ports.is_empty() {
-        bail!(
-            "the dpdk engine needs its data ports: --dpdk_port name=wan,ipv4=ADDR/PREFIX,... \
-             (one per port)"
-        );
-    }
-    let ports: Vec<PortSpec> = cfg
-        .dpdk_ports
-        .iter()
-        .map(|p| {
-            p.parse()
-                .map_err(|e| anyhow::anyhow!("--dpdk_port {p:?}: {e}"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let IpAddr::V4(listener) = cfg.listener_ip else {
-        bail!(
-            "the dpdk engine is IPv4 only; --listener_ip {} is IPv6",
-            cfg.listener_ip
-        );
-    };
-    if !ports.iter().any(|p| p.ipv4.addr() == listener) {
-        bail!(
-            "--listener_ip {listener} is not the address of a dpdk port ({}); listeners live on \
-             the dataplane, so set --listener_ip to the address of the port clients reach",
-            ports
-                .iter()
-                .map(|p| format!("{}={}", p.name, p.ipv4.addr()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let online: Vec<u32> = dataplane::cores::online_cores()
-        .into_iter()
-        .map(|c| c as u32)
-        .collect();
-    let layout = match &cfg.cores {
-        Some(cores) => {
-            let dataplane: Vec<u32> = cores.iter().map(|&c| c as u32).collect();
-            // EAL's main lcore only initialises; put it on a core the loops do not poll.
-            let main = online
-                .iter()
-                .copied()
-                .find(|c| !dataplane.contains(c))
-                .context("--cores names every online core; leave one for EAL's main lcore")?;
-            LcoreLayout::new(main, dataplane)
-        }
-        None => LcoreLayout::from_profile(&profile, &online)?,
-    };
-    let stack = StackOptions {
-        tcp_buffer: dpdk_tcp_buffer(cfg)?,
-        idle_sleep: (cfg.dpdk_idle_sleep_us > 0)
-            .then(|| Duration::from_micros(cfg.dpdk_idle_sleep_us)),
-        ..StackOptions::default()
-    };
-    let engine = DpdkEngine::start(DpdkOptions {
-        profile,
-        ports,
-        layout,
-        stream_lcores: cfg.dpdk_stream_lcores.clone(),
-        stack,
-    })?;
-    tracing::info!(?engine, "dpdk dataplane up");
-    Ok(engine)
-}
-
-/// `dpdk_tcp_buffer`: a size, or `bdp` for two bandwidth-delay products of the WAN as
-/// `quic_bandwidth` and `quic_rtt` describe it.
-fn dpdk_tcp_buffer(cfg: &Config) -> anyhow::Result<usize> {
-    if !cfg.dpdk_tcp_buffer.trim().eq_ignore_ascii_case("bdp") {
-        return parse_size(&cfg.dpdk_tcp_buffer)
-            .map_err(anyhow::Error::msg)
-            .context("dpdk_tcp_buffer (a size such as 4M, or bdp)");
-    }
-    let bandwidth = parse_rate(&cfg.quic_bandwidth)
-        .map_err(anyhow::Error::msg)
-        .context("quic_bandwidth (sizes dpdk_tcp_buffer = bdp)")?;
-    let rtt = parse_duration(&cfg.quic_rtt)
-        .map_err(anyhow::Error::msg)
-        .context("quic_rtt (sizes dpdk_tcp_buffer = bdp)")?;
-    let size = StackOptions::buffer_for(bandwidth as f64 / 1e9, rtt);
-    tracing::info!(
-        bytes = size,
-        bandwidth = %cfg.quic_bandwidth,
-        rtt = %cfg.quic_rtt,
-        "dpdk TCP buffer per socket and direction from the bandwidth-delay product"
-    );
-    Ok(size)
+    pub dpdk: Option<Arc<crate::dpdk::Dataplane>>,
 }
 
 /// Picks the engine for `--engine` and says why. `auto` takes `sockmap` only when the config
@@ -157,7 +50,7 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
         dpdk: None,
     };
     match cfg.engine.trim().to_ascii_lowercase().as_str() {
-        "auto" if dpdk_configured(cfg) => {
+        "auto" if crate::dpdk::configured(cfg) => {
             if !cfg.wan_plaintext {
                 return Ok(plain(
                     EngineKind::Copy,
@@ -167,7 +60,7 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
                         .into(),
                 ));
             }
-            match start_dpdk(cfg) {
+            match crate::dpdk::start(cfg) {
                 Ok(engine) => Ok(EngineChoice {
                     kind: EngineKind::Dpdk,
                     why: "auto: a NIC profile and dpdk ports are configured and EAL started; \
@@ -228,10 +121,11 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
             }
             let dpdk = match kind {
                 // QUIC on the DPDK ports when the dataplane is configured.
-                EngineKind::Quic if dpdk_configured(cfg) => Some(Arc::new(
-                    start_dpdk(cfg).context("--engine quic on the dpdk ports cannot start")?,
+                EngineKind::Quic if crate::dpdk::configured(cfg) => Some(Arc::new(
+                    crate::dpdk::start(cfg)
+                        .context("--engine quic on the dpdk ports cannot start")?,
                 )),
-                EngineKind::QuicRelay if dpdk_configured(cfg) => bail!(
+                EngineKind::QuicRelay if crate::dpdk::configured(cfg) => bail!(
                     "the quic-relay engine runs on kernel UDP only; remove --nic_profile and \
                      --dpdk_port, or use --engine quic (the TCP<->QUIC tunnel) on the dpdk ports"
                 ),
@@ -244,7 +138,7 @@ pub fn choose_engine(cfg: &Config) -> anyhow::Result<EngineChoice> {
                         );
                     }
                     Some(Arc::new(
-                        start_dpdk(cfg).context("--engine dpdk cannot start")?,
+                        crate::dpdk::start(cfg).context("--engine dpdk cannot start")?,
                     ))
                 }
                 _ => None,
@@ -282,17 +176,7 @@ pub fn build_gateway(cfg: &Config, secrets: Secrets) -> anyhow::Result<Arc<Gatew
     }
     let range: PortRange = cfg.port_range.parse().map_err(anyhow::Error::msg)?;
     let engine: Arc<dyn Engine> = match dpdk {
-        Some(d) if kind == EngineKind::Quic => {
-            let e = SharedDpdkEngine::quic(d, quic_options(cfg, "quic engine on dpdk")?)?;
-            if let Some(o) = e.quic_options() {
-                tracing::info!(
-                    max_mtu = o.tuning.max_mtu,
-                    "quic engine on the dpdk ports (UDP on the dataplane)"
-                );
-            }
-            Arc::new(e)
-        }
-        Some(d) => Arc::new(SharedDpdkEngine::tcp(d)),
+        Some(d) => crate::dpdk::engine(d, kind, cfg)?,
         None if matches!(kind, EngineKind::Quic | EngineKind::QuicRelay) => {
             quic_engine(cfg, kind == EngineKind::QuicRelay)?
         }
@@ -411,7 +295,7 @@ fn quic_engine(cfg: &Config, relay: bool) -> anyhow::Result<Arc<dyn Engine>> {
 }
 
 /// The QUIC engines' options from the config, logged under `what`.
-fn quic_options(cfg: &Config, what: &str) -> anyhow::Result<QuicOptions> {
+pub(crate) fn quic_options(cfg: &Config, what: &str) -> anyhow::Result<QuicOptions> {
     let tuning = quic_tuning(cfg)?;
     let w = tuning.windows();
     tracing::info!(

@@ -276,6 +276,7 @@ fn auto_picks_sockmap_only_when_enabled_and_plaintext() {
 
 /// `--engine dpdk` (and `quic` on the dpdk ports) says what is missing or wrong before it
 /// touches EAL; `auto` tries DPDK only when it is configured and the WAN is plaintext.
+#[cfg(feature = "dpdk")]
 #[test]
 fn dpdk_configuration_errors_are_precise() {
     let refuse = |edit: &dyn Fn(&mut control::config::Config)| {
@@ -372,6 +373,7 @@ fn dpdk_configuration_errors_are_precise() {
 }
 
 /// A dpdk port whose device does not exist: s2cs exits with the port, the device and a hint.
+#[cfg(feature = "dpdk")]
 #[test]
 fn dpdk_with_a_missing_device_exits_with_the_port_and_a_hint() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_s2cs"))

@@ -3,7 +3,8 @@
 //! - `setup`: installs the system packages and Python modules the demo, tests and benchmarks
 //!   use (only what is missing).
 //! - `demo [ARGS]`: set-up, release build, then the two-gateway demo (`s2testbed demo ARGS`).
-//! - `test`: set-up, release build, formatting and lint checks, then the whole test suite.
+//! - `test`: set-up, release build, formatting and lint checks, the whole test suite, then lints
+//!   and tests of s2cs built without DPDK (`--no-default-features`).
 //! - `bench [ARGS]`: set-up, release build, then the testbed benchmark (`bench/run.sh ARGS`).
 
 use std::path::{Path, PathBuf};
@@ -200,7 +201,22 @@ fn test(args: &[String]) -> Result<()> {
     ]))?;
     run(cargo()
         .args(["test", "--release", "--workspace"])
-        .args(args))
+        .args(args))?;
+    // s2cs without DPDK (gateways that do not install it), in its own target directory so the
+    // feature change does not rebuild the workspace's.
+    let no_dpdk = ["-p", "control", "--no-default-features", "--target-dir"];
+    let dir = root().join("target/no-dpdk");
+    run(cargo().arg("clippy").args(no_dpdk).arg(&dir).args([
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .arg("test")
+        .args(no_dpdk)
+        .arg(&dir)
+        .args(["--test", "no_dpdk"]))
 }
 
 fn bench(args: &[String]) -> Result<()> {

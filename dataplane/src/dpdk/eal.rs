@@ -210,7 +210,7 @@ fn init_on_this_thread(args: &[String]) -> Result<(), (i32, String)> {
 /// The `--vdev` drivers of `args` whose plugin `plugins` lacks: (driver, expected file). A
 /// shared DPDK loads each PMD from there (`librte_<driver>.so*`); EAL then only says "No such
 /// device". Nothing is missing for static builds or when the directory is unknown.
-fn missing_pmds(args: &[String], plugins: &Path) -> Vec<(String, String)> {
+pub(crate) fn missing_pmds(args: &[String], plugins: &Path) -> Vec<(String, String)> {
     if dpdk_sys::STATIC || plugins.as_os_str().is_empty() {
         return Vec::new();
     }

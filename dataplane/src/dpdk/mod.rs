@@ -18,6 +18,7 @@ mod port;
 
 /// Where this build's shared DPDK loads PMD plugins from (empty if none was found at build time).
 pub use dpdk_sys::PMD_DIR;
+pub(crate) use eal::missing_pmds;
 pub use eal::{Eal, LcoreJob, probe_vdev, remove_vdev, tsc, tsc_hz, version};
 pub use error::DpdkError;
 pub use mbuf::{Mbuf, Segments};

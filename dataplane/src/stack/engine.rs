@@ -125,32 +125,23 @@ impl DpdkEngine {
     /// Starts EAL with the profile's arguments, configures and starts every port, and launches
     /// one polling loop per dataplane lcore.
     pub fn start(options: DpdkOptions) -> Result<Self, DpdkEngineError> {
+        let super::preflight::Ready {
+            eal_args: args,
+            hugepages: plan,
+            placer,
+        } = super::preflight::check(&options, &hugepages::HostSys)?;
         let DpdkOptions {
             profile,
             ports: specs,
             layout,
-            stream_lcores,
+            stream_lcores: _,
             stack,
         } = options;
-        if specs.is_empty() {
-            return Err(DpdkEngineError::NoPorts);
-        }
-        let config = nic_profiles::port_config(&profile);
-        let lcore_ids = layout.dataplane.clone();
-        let placer = Placer::new(&lcore_ids, &stream_lcores, profile.lcores.streams_per_lcore)?;
-        if lcore_ids.len() > usize::from(config.rx_queues.min(config.tx_queues)) {
-            return Err(DpdkEngineError::Queues {
-                queues: config.rx_queues.min(config.tx_queues),
-                lcores: lcore_ids.len(),
-            });
-        }
-        let args = nic_profiles::eal_args(&profile, &specs, &layout, &[])?;
-        // The main lcore and the dataplane lcores use the pool.
-        let plan = super::preflight::hugepages(&hugepages::HostSys, &profile, lcore_ids.len() + 1)
-            .map_err(DpdkEngineError::Hugepages)?;
         if let Some(p) = plan {
             tracing::info!(node = p.node.0, size = %p.size, pages = p.pages, "hugepages free and mounted for EAL");
         }
+        let config = nic_profiles::port_config(&profile);
+        let lcore_ids = layout.dataplane.clone();
         let eal = Eal::init(&args)?;
         let m = config.mempool;
         let pool = Arc::new(Mempool::new(

@@ -1,9 +1,69 @@
-//! Checks made before EAL starts. A gateway short of hugepages then says how many it needs and
-//! how to reserve them. Otherwise EAL fails with "Cannot get hugepage information", or the
-//! mempool fails later with "Cannot allocate memory".
+//! Checks made before EAL starts, by the engine at start and by `s2cs doctor` without starting
+//! anything. EAL can be initialised once per process, so whatever can be found out before it
+//! is: the ports and lcores against the profile, the EAL arguments, the driver plugins they
+//! name, and hugepages. A gateway short of hugepages then says how many it needs and how to
+//! reserve them; otherwise EAL fails with "Cannot get hugepage information", or the mempool
+//! fails later with "Cannot allocate memory".
+
+use std::path::Path;
 
 use hugepages::{NodeId, Plan, Sys};
 use nic_profiles::{Memory, Profile};
+
+use super::engine::{DpdkEngineError, DpdkOptions};
+use super::placement::Placer;
+use crate::dpdk::{DpdkError, PMD_DIR};
+
+/// What the checks found: what EAL will be started with.
+#[derive(Debug)]
+pub struct Ready {
+    pub eal_args: Vec<String>,
+    /// The hugepages EAL will use; `None` when the profile runs without them.
+    pub hugepages: Option<Plan>,
+    pub(super) placer: Placer,
+}
+
+/// Checks `options` as [`DpdkEngine::start`](super::DpdkEngine::start) will use them, on this
+/// host, without starting EAL.
+pub fn check(options: &DpdkOptions, sys: &dyn Sys) -> Result<Ready, DpdkEngineError> {
+    let DpdkOptions {
+        profile,
+        ports,
+        layout,
+        stream_lcores,
+        stack: _,
+    } = options;
+    if ports.is_empty() {
+        return Err(DpdkEngineError::NoPorts);
+    }
+    let lcores = &layout.dataplane;
+    let placer = Placer::new(lcores, stream_lcores, profile.lcores.streams_per_lcore)?;
+    let config = nic_profiles::port_config(profile);
+    let queues = config.rx_queues.min(config.tx_queues);
+    if lcores.len() > usize::from(queues) {
+        return Err(DpdkEngineError::Queues {
+            queues,
+            lcores: lcores.len(),
+        });
+    }
+    let eal_args = nic_profiles::eal_args(profile, ports, layout, &[])?;
+    let missing = crate::dpdk::missing_pmds(&eal_args, Path::new(PMD_DIR));
+    if !missing.is_empty() {
+        return Err(DpdkError::PmdMissing {
+            dir: PMD_DIR.to_owned(),
+            missing,
+        }
+        .into());
+    }
+    // The main lcore and the dataplane lcores use the pool.
+    let hugepages =
+        hugepages(sys, profile, lcores.len() + 1).map_err(DpdkEngineError::Hugepages)?;
+    Ok(Ready {
+        eal_args,
+        hugepages,
+        placer,
+    })
+}
 
 /// Checks that the hugepages a profile's EAL memory needs are free and mounted. Returns the
 /// plan it checked, or `None` when the profile does not run on hugepages (`no-huge`; and
@@ -125,5 +185,75 @@ mod tests {
             hugepages(&sys, &profile("af_packet_jumbo"), 2).unwrap(),
             None
         );
+    }
+
+    fn options(profile_name: &str, port: &str, dataplane: Vec<u32>) -> DpdkOptions {
+        DpdkOptions {
+            profile: profile(profile_name),
+            ports: vec![port.parse().unwrap()],
+            layout: nic_profiles::LcoreLayout::new(0, dataplane),
+            stream_lcores: Vec::new(),
+            stack: super::super::StackOptions::default(),
+        }
+    }
+
+    #[test]
+    fn check_gives_the_eal_arguments_and_the_pages_start_will_use() {
+        let o = options(
+            "af_packet_jumbo",
+            "name=wan,ipv4=192.0.2.1/24,iface=lo",
+            vec![1],
+        );
+        let ready = check(&o, &FakeSys::new()).unwrap();
+        assert!(ready.eal_args.iter().any(|a| a == "--no-huge"), "{ready:?}");
+        assert!(ready.hugepages.is_none());
+
+        let o = options(
+            "connectx6dx",
+            "name=wan,ipv4=192.0.2.1/24,pci=0000:3b:00.0",
+            vec![1],
+        );
+        let n = needed();
+        let ready = check(&o, &host(n, 0)).unwrap();
+        assert_eq!(ready.hugepages.map(|p| p.pages), Some(n));
+        let err = check(&o, &host(n - 1, 0)).unwrap_err();
+        assert!(matches!(err, DpdkEngineError::Hugepages(_)), "{err}");
+    }
+
+    #[test]
+    fn check_refuses_what_start_would_fail_on() {
+        let mut o = options(
+            "af_packet_jumbo",
+            "name=wan,ipv4=192.0.2.1/24,iface=lo",
+            vec![1],
+        );
+        o.ports.clear();
+        assert!(matches!(
+            check(&o, &FakeSys::new()),
+            Err(DpdkEngineError::NoPorts)
+        ));
+        // One queue pair per port, two polling lcores.
+        let o = options(
+            "af_packet_jumbo",
+            "name=wan,ipv4=192.0.2.1/24,iface=lo",
+            vec![1, 2],
+        );
+        assert!(matches!(
+            check(&o, &FakeSys::new()),
+            Err(DpdkEngineError::Queues {
+                queues: 1,
+                lcores: 2
+            })
+        ));
+        let mut o = options(
+            "af_packet_jumbo",
+            "name=wan,ipv4=192.0.2.1/24,iface=lo",
+            vec![1],
+        );
+        o.stream_lcores = vec![3];
+        assert!(matches!(
+            check(&o, &FakeSys::new()),
+            Err(DpdkEngineError::Placement(_))
+        ));
     }
 }
