@@ -469,11 +469,46 @@ async fn garbage_datagrams_do_not_disturb_a_transfer() {
     pair.release().await;
 }
 
-/// UDP buffers left at what `rmem_max` allows: the engine warns and still works.
+/// Log lines written by `tracing` on this thread (the gateways are built on the test's thread).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// UDP buffers left at what `rmem_max` allows: the engine warns, with the fix, and still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unforced_udp_buffers_below_the_configured_size_still_work() {
+async fn unforced_udp_buffers_below_the_configured_size_are_warned_and_still_work() {
+    let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .expect("rmem_max")
+        .trim()
+        .parse()
+        .expect("rmem_max is a number");
+    assert!(
+        rmem_max < 256 << 20,
+        "this test asks for 256 MiB UDP buffers without SO_RCVBUFFORCE and expects rmem_max \
+         ({rmem_max}) to cap them"
+    );
     let down = pattern(4, 32 << 20);
     let (app, app_thread) = producer(down.clone());
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
     let pair = Setup {
         tweak: |c| {
             c.quic_udp_force = false;
@@ -483,6 +518,18 @@ async fn unforced_udp_buffers_below_the_configured_size_still_work() {
     }
     .start()
     .await;
+    drop(guard);
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let warned = logs
+        .lines()
+        .filter(|l| {
+            l.contains("WARN")
+                && l.contains("QUIC UDP buffers are smaller than configured")
+                && l.contains(&format!("rmem_max={rmem_max}"))
+                && l.contains("net.core.rmem_max=268435456")
+        })
+        .count();
+    assert_eq!(warned, 2, "one warning per gateway, with the fix:\n{logs}");
     let listener = pair.listener.clone();
     let got = tokio::task::spawn_blocking(move || consumer(&listener, Vec::new()))
         .await
