@@ -138,10 +138,8 @@ pub(crate) fn run(secs: u64, repeat: usize, out: Option<&std::path::Path>) -> Re
 
 /// Runs the dataplane child for `frames`; its Mpps.
 fn dataplane_child(frames: Frames, secs: u64) -> Result<f64> {
-    let frames = match frames {
-        Frames::Foreign => "foreign",
-        Frames::Ours => "ours",
-    };
+    let value = clap::ValueEnum::to_possible_value(&frames).context("a named kind of frames")?;
+    let frames = value.get_name();
     let o = Command::new(std::env::current_exe()?)
         .args(["dpdk-rx-child", "--secs", &secs.to_string()])
         .args(["--frames", frames])

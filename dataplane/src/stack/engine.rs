@@ -294,10 +294,9 @@ impl Drop for DpdkEngine {
 }
 
 struct DpdkStream {
-    /// Position of the stream's lcore among the dataplane lcores (its queue).
-    lcore: usize,
-    /// Counts the stream on its lcore until the proxy is dropped.
-    _placed: Placed,
+    /// The stream's lcore (its position among the dataplane lcores is its queue); counts the
+    /// stream there until the proxy is dropped.
+    placed: Placed,
     id: StreamId,
     index: usize,
     target: Mutex<SocketAddr>,
@@ -499,8 +498,7 @@ impl Engine for SharedDpdkEngine {
                     .map_err(unavailable)?;
                 tracing::debug!(session = %spec.tag, stream = index, lcore = placed.lcore(), %local, %target, "dpdk stream listening");
                 streams.push(DpdkStream {
-                    lcore,
-                    _placed: placed,
+                    placed,
                     id,
                     index,
                     target: Mutex::new(SocketAddr::V4(target)),
@@ -533,8 +531,11 @@ impl DpdkProxy {
     /// Closes every stream's listener and connections and waits for the lcores to confirm
     /// (blocking: a few polling rounds).
     fn close_all(&self) {
-        let streams: Vec<(usize, StreamId)> =
-            self.streams.iter().map(|s| (s.lcore, s.id)).collect();
+        let streams: Vec<(usize, StreamId)> = self
+            .streams
+            .iter()
+            .map(|s| (s.placed.position(), s.id))
+            .collect();
         close_streams(&self.engine, &streams);
         self.flows.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -569,7 +570,7 @@ impl Proxy for DpdkProxy {
         for (s, &t) in self.streams.iter().zip(targets) {
             let target = v4(t, "target")?;
             self.engine.send(
-                s.lcore,
+                s.placed.position(),
                 Command::Retarget {
                     stream: s.id,
                     target,
@@ -596,8 +597,11 @@ impl Proxy for DpdkProxy {
 
     fn release(&self) -> BoxFuture<'_, ()> {
         let engine = Arc::clone(&self.engine);
-        let streams: Vec<(usize, StreamId)> =
-            self.streams.iter().map(|s| (s.lcore, s.id)).collect();
+        let streams: Vec<(usize, StreamId)> = self
+            .streams
+            .iter()
+            .map(|s| (s.placed.position(), s.id))
+            .collect();
         Box::pin(async move {
             // Waiting for the lcores takes a few polling rounds; keep it off the async workers.
             let _ = tokio::task::spawn_blocking(move || close_streams(&engine, &streams)).await;
